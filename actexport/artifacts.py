@@ -1,0 +1,156 @@
+"""Deployable artifacts: where each goes, the manifest that describes them, checksums."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+
+from actexport.catalog import FORMATS, Activation, UsageError
+from actexport.exporters import FILENAMES, ExportResult, atomic_write
+
+SCHEMA = 1
+MANIFEST = "manifest.json"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of the packages that produce and run artifacts (None when not installed)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in ("actexport", "torch", "onnx", "onnxscript", "onnxruntime", "onnxruntime-gpu", "numpy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def artifact_path(out_dir: Path, act: Activation, format: str, dtype: str) -> Path:
+    """DIR/<id>/model.<ext> for float32, DIR/<id>/<dtype>/model.<ext> for other dtypes."""
+    base = out_dir / act.id if dtype == "float32" else out_dir / act.id / dtype
+    return base / FILENAMES[format]
+
+
+def export_artifact(act: Activation, format: str, dtype: str, out_dir: Path, opset: int, exporter: str) -> ExportResult:
+    """Exports one activation to one format; returns the result, never raises."""
+    path = artifact_path(out_dir, act, format, dtype)
+    if format == "onnx":
+        from actexport.exporters import onnx  # noqa: PLC0415
+
+        return onnx.export(act, dtype, path, opset=opset, exporter=exporter)
+    if format == "torchscript":
+        from actexport.exporters import torchscript  # noqa: PLC0415
+
+        return torchscript.export(act, dtype, path)
+    if format == "pt2":
+        from actexport.exporters import torch_export  # noqa: PLC0415
+
+        return torch_export.export(act, dtype, path)
+    raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
+
+
+def entry(act: Activation, result: ExportResult, dtype: str, out_dir: Path) -> dict:
+    """The manifest entry of one produced artifact."""
+    assert result.path is not None
+    return {
+        "id": act.id,
+        "module": act.module_repr,
+        "format": result.format,
+        "path": result.path.relative_to(out_dir).as_posix(),
+        "sha256": sha256(result.path),
+        "dtype": dtype,
+        "opset": result.opset,
+        "exporter": result.exporter,
+        "inputs": list(result.inputs),
+        "outputs": list(result.outputs),
+        **({"details": result.details} if result.details else {}),
+    }
+
+
+def write_manifest(out_dir: Path, entries: list[dict], merge: bool = True) -> Path:
+    """Writes DIR/manifest.json atomically, keeping entries of other artifacts already listed there."""
+    path = out_dir / MANIFEST
+    keep: list[dict] = []
+    if merge and path.exists():
+        try:
+            old = read_manifest(out_dir)["artifacts"]
+        except UsageError:
+            old = []  # NOTE: an unreadable old manifest is replaced, not merged
+        new_keys = {(e["id"], e["format"], e["dtype"]) for e in entries}
+        keep = [
+            e for e in old
+            if (e["id"], e["format"], e["dtype"]) not in new_keys and (out_dir / e["path"]).is_file()
+        ]
+    doc = {"schema": SCHEMA, "versions": versions(), "artifacts": keep + entries}
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+    return path
+
+
+def read_manifest(dir: Path) -> dict:
+    """Reads and checks DIR/manifest.json; a UsageError names what is wrong with it."""
+    path = dir / MANIFEST
+    if not dir.is_dir():
+        raise UsageError(f"artifact directory {str(dir)!r} does not exist or is not a directory")
+    if not path.is_file():
+        raise UsageError(f"{str(path)!r} is missing; run `actexport export --out {dir}` first")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{str(path)!r} is not valid JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("artifacts"), list):
+        raise UsageError(f"{str(path)!r} is not an actexport manifest of schema {SCHEMA}")
+    for e in doc["artifacts"]:
+        if not isinstance(e, dict) or not {"id", "format", "path", "dtype", "sha256"} <= e.keys():
+            raise UsageError(f"{str(path)!r} has an artifact entry without id/format/path/dtype/sha256: {e!r:.120}")
+        if Path(e["path"]).is_absolute() or ".." in Path(e["path"]).parts:
+            raise UsageError(f"{str(path)!r} names a path outside its directory: {e['path']!r}")
+    return doc
+
+
+def export_all(
+    acts: tuple[Activation, ...],
+    formats: tuple[str, ...],
+    dtypes: tuple[str, ...],
+    out_dir: Path,
+    opset: int,
+    exporter: str,
+    progress=None,
+) -> list[tuple[Activation, str, ExportResult]]:
+    """Exports every (activation, format, dtype) into out_dir and writes its manifest last.
+
+    Returns (activation, dtype, result) for each, failed ones included; the manifest lists only
+    the files produced.
+    """
+    out_dir = Path(out_dir)
+    _check_writable(out_dir)
+    results = []
+    for act in acts:
+        for dtype in dtypes:
+            for fmt in formats:
+                results.append((act, dtype, export_artifact(act, fmt, dtype, out_dir, opset, exporter)))
+                if progress:
+                    progress(f"{act.id} {fmt}")
+    entries = [entry(act, r, dtype, out_dir) for act, dtype, r in results if r.ok]
+    write_manifest(out_dir, entries)
+    return results
+
+
+def _check_writable(out_dir: Path) -> None:
+    """Refuses an output directory that cannot be created or written, before anything is written."""
+    probe = out_dir
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"output directory {str(out_dir)!r} is not a directory ({str(probe)!r} is a file)")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"output directory {str(out_dir)!r} cannot be written ({str(probe)!r} is not writable)")

@@ -1,0 +1,179 @@
+"""Command line: parses flags and maps them onto the API; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from pathlib import Path
+
+from actexport import catalog
+from actexport.catalog import DTYPES, FORMATS, UsageError
+from actexport.report import NO_ARTIFACT, NO_PROVIDER, OK, USAGE
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, as for every other usage error
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="actexport", description="Export torch activations and verify the artifacts' numerics.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    ls = sub.add_parser("list", help="the catalog: id, torch module, formula")
+    ls.add_argument("--json", action="store_true", help="print a JSON list of {id, module, formula}")
+
+    def selection(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("ids", nargs="*", metavar="ID", help="activation ids (see `actexport list`)")
+        sp.add_argument("--all", action="store_true", help="every activation in the catalog")
+        sp.add_argument("--formats", default=",".join(FORMATS), help=f"comma list of {', '.join(FORMATS)}")
+        sp.add_argument("--dtypes", default="float32", help=f"comma list of {', '.join(DTYPES)}")
+        sp.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+        sp.add_argument("--exporter", default="dynamo", choices=("dynamo", "legacy"),
+                        help="torch.onnx exporter: dynamo (default) or the deprecated legacy one")
+
+    ex = sub.add_parser("export", help="write deployable artifacts and their manifest")
+    selection(ex)
+    ex.add_argument("--out", type=Path, default=Path("models"), help="output directory (default models/)")
+
+    ve = sub.add_parser("verify", help="export (or load) every artifact, run it, compare with eager PyTorch")
+    selection(ve)
+    ve.add_argument("--providers", default=None, help="comma list of cpu, cuda (default cpu)")
+    ve.add_argument("--artifacts", type=Path, default=None, help="verify the artifacts in DIR instead of exporting")
+    ve.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON report here")
+    ve.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
+    ve.add_argument("--quiet", action="store_true", help="print only the summary line and failures")
+    return p
+
+
+def _ids(args: argparse.Namespace, allow_none: bool = False) -> list[str]:
+    if args.all and args.ids:
+        raise UsageError("give activation ids or --all, not both")
+    if not args.all and not args.ids and not allow_none:
+        raise UsageError("name activation ids or --all; known: " + ", ".join(a.id for a in catalog.CATALOG))
+    for i in args.ids:
+        catalog.get(i)
+    return list(args.ids)
+
+
+def _check_output_file(path: Path | None, flag: str) -> None:
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not parent.is_dir():
+        raise UsageError(f"{flag} {str(path)!r}: cannot write a file there (directory missing or path is a directory)")
+
+
+def _progress(console, total: int):
+    """A progress bar on a terminal; nothing elsewhere (CI logs stay readable)."""
+    if not console.is_terminal:
+        return contextlib.nullcontext(None)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
+
+    bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+
+    @contextlib.contextmanager
+    def run():
+        with bar:
+            task = bar.add_task("starting", total=total)
+            yield lambda label: bar.update(task, advance=1, description=label)
+
+    return run()
+
+
+def cmd_list(args: argparse.Namespace, out) -> int:
+    rows = [{"id": a.id, "module": a.module_repr, "formula": a.formula} for a in catalog.CATALOG]
+    if args.json:
+        out.print_json(json.dumps(rows))
+        return OK
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table("id", "module", "formula")
+    for r in rows:
+        table.add_row(r["id"], r["module"], r["formula"])
+    out.print(table)
+    return OK
+
+
+def cmd_export(args: argparse.Namespace, out, err) -> int:
+    from actexport.artifacts import export_all  # noqa: PLC0415
+    from actexport.exporters.onnx import DEFAULT_OPSET, check_opset  # noqa: PLC0415
+
+    ids = _ids(args)
+    formats = catalog.parse_list(args.formats, FORMATS, "format")
+    dtypes = catalog.parse_list(args.dtypes, DTYPES, "dtype")
+    opset = args.opset if args.opset is not None else DEFAULT_OPSET
+    if "onnx" in formats:
+        check_opset(opset, args.exporter)
+    acts = catalog.select(ids)
+    with _progress(err, len(acts) * len(formats) * len(dtypes)) as tick:
+        results = export_all(acts, formats, dtypes, args.out, opset, args.exporter, progress=tick)
+    failed = 0
+    for act, dtype, r in results:
+        if r.ok:
+            continue
+        failed += r.error is not None
+        status = "unavailable" if r.unavailable else "error"
+        err.print(f"{act.id} / {r.format} / {dtype}: {status}: {r.unavailable or r.error}", highlight=False)
+    produced = sum(r.ok for _, _, r in results)
+    out.print(f"wrote {produced} artifacts and {args.out / 'manifest.json'}; {failed} failed", highlight=False)
+    return NO_ARTIFACT if failed else OK
+
+
+def cmd_verify(args: argparse.Namespace, out, err) -> int:
+    from actexport.exporters.onnx import DEFAULT_OPSET  # noqa: PLC0415
+    from actexport.verify import Options, plan_size, verify  # noqa: PLC0415
+
+    ids = _ids(args, allow_none=args.artifacts is not None)
+    options = Options(
+        formats=catalog.parse_list(args.formats, FORMATS, "format"),
+        providers=catalog.parse_list(args.providers or "cpu", ("cpu", "cuda"), "provider"),
+        dtypes=catalog.parse_list(args.dtypes, DTYPES, "dtype"),
+        opset=args.opset if args.opset is not None else DEFAULT_OPSET,
+        exporter=args.exporter,
+        providers_explicit=args.providers is not None,
+    )
+    _check_output_file(args.json_path, "--json")
+    _check_output_file(args.junit, "--junit")
+    with _progress(err, plan_size(ids, options)) as tick:
+        report = verify(ids, options, artifacts_dir=args.artifacts, progress=tick)
+    if args.quiet:
+        for c in report.cells:
+            if c.status in ("fail", "error", "xpass"):
+                out.print(f"{c.key}: {c.status}: {c.reason}", highlight=False)
+        counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+        out.print(f"{len(report.cells)} cells: {counts} in {report.wall_seconds:.1f} s", highlight=False)
+    else:
+        report.render(out)
+    for warning in report.environment.get("warnings", []):
+        err.print(f"warning: {warning}", highlight=False)
+    if args.json_path:
+        report.write_json(args.json_path)
+    if args.junit:
+        report.write_junit(args.junit)
+    return report.exit_code()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs the CLI; returns the exit code (0 ok, 1 failed cells, 2 usage, 3 no artifact, 4 no provider)."""
+    from rich.console import Console  # noqa: PLC0415
+
+    from actexport.verify import ProviderUnavailable  # noqa: PLC0415
+
+    out, err = Console(), Console(stderr=True)
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "list":
+            return cmd_list(args, out)
+        if args.command == "export":
+            return cmd_export(args, out, err)
+        return cmd_verify(args, out, err)
+    except UsageError as e:
+        print(f"actexport: error: {e}", file=sys.stderr)
+        return USAGE
+    except ProviderUnavailable as e:
+        print(f"actexport: error: {e}", file=sys.stderr)
+        return NO_PROVIDER

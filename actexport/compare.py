@@ -1,0 +1,165 @@
+"""Distances between two outputs: abs and ULP error, NaN/inf/signed-zero agreement."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from actexport.catalog import Budget
+
+_UINT_OF = {2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def ordered(x: np.ndarray) -> np.ndarray:
+    """Maps floats onto int64 values that keep their order, one step per representable value.
+
+    +0 and -0 both map to 0; the smallest subnormals map to ±1; ±inf sit one step past ±max.
+    NaN maps to some value past inf: callers judge NaN separately.
+    """
+    x = np.asarray(x)
+    nbits = 8 * x.dtype.itemsize
+    u = x.view(_UINT_OF[x.dtype.itemsize]).astype(np.uint64)
+    magnitude = (u & np.uint64((1 << (nbits - 1)) - 1)).astype(np.int64)
+    negative = (u >> np.uint64(nbits - 1)).astype(bool)
+    return np.where(negative, -magnitude, magnitude)
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Number of representable values between a and b (same dtype), as uint64; NaN gives 0 here.
+
+    Callers judge NaN separately: this is only meaningful where both are numbers.
+    """
+    a, b = np.broadcast_arrays(np.asarray(a), np.asarray(b))
+    if a.dtype != b.dtype:
+        raise TypeError(f"ulp_distance needs one dtype, got {a.dtype} and {b.dtype}")
+    oa, ob = ordered(a), ordered(b)
+    same_side = (oa >= 0) == (ob >= 0)
+    # Same sign: the int64 difference is exact. Opposite signs: |oa| + |ob| can pass 2**63 only for
+    # float64, so it is summed in uint64 (each magnitude is below 2**63).
+    near = np.abs(oa - np.where(same_side, ob, 0)).astype(np.uint64)
+    far = np.abs(oa).astype(np.uint64) + np.abs(ob).astype(np.uint64)
+    d = np.where(same_side, near, far)
+    return np.where(np.isnan(a.astype(np.float64)) | np.isnan(b.astype(np.float64)), 0, d).astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How far `actual` is from `expected`, element by element, summarised."""
+
+    n: int
+    max_abs: float
+    max_ulp: int
+    worst_index: int | None
+    worst_input: float | None
+    worst_expected: float | None
+    worst_actual: float | None
+    nan_mismatch: int
+    inf_mismatch: int
+    signed_zero_mismatch: int
+    over_budget: int
+    budget: Budget
+
+    @property
+    def ok(self) -> bool:
+        return self.nan_mismatch == 0 and self.inf_mismatch == 0 and self.over_budget == 0
+
+    def describe(self) -> str:
+        """One line: what was wrong and what would have passed."""
+        parts = []
+        if self.nan_mismatch:
+            parts.append(f"{self.nan_mismatch} NaN mismatch(es)")
+        if self.inf_mismatch:
+            parts.append(f"{self.inf_mismatch} inf mismatch(es)")
+        if self.over_budget:
+            parts.append(
+                f"max {self.max_ulp} ULP > {self.budget.ulp} ULP allowed "
+                f"(max abs {self.max_abs:.3g} above the {self.budget.atol:.3g} floor); "
+                f"would pass with ulp={self.max_ulp}"
+            )
+        if self.worst_index is not None:
+            parts.append(
+                f"worst at x={self.worst_input!r}: expected {self.worst_expected!r}, got {self.worst_actual!r}"
+            )
+        if self.signed_zero_mismatch:
+            parts.append(f"warning: {self.signed_zero_mismatch} zero(s) of the other sign")
+        return "; ".join(parts)
+
+
+def compare(actual: np.ndarray, expected: np.ndarray, x: np.ndarray, budget: Budget) -> Comparison:
+    """Compares two outputs of one dtype; `x` is the input that produced them."""
+    actual = np.asarray(actual)
+    expected = np.asarray(expected)
+    if actual.shape != expected.shape:
+        raise ValueError(f"shape {actual.shape} differs from the expected {expected.shape}")
+    if actual.dtype != expected.dtype:
+        raise ValueError(f"dtype {actual.dtype} differs from the expected {expected.dtype}")
+    a = actual.reshape(-1)
+    e = expected.reshape(-1)
+    a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    a_nan, e_nan = np.isnan(a64), np.isnan(e64)
+    nan_bad = a_nan != e_nan
+    both_num = ~a_nan & ~e_nan
+    inf_bad = both_num & (np.isinf(a64) | np.isinf(e64)) & (a64 != e64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        abs_err = np.where(both_num & ~inf_bad, np.abs(a64 - e64), 0.0)
+    ulp = np.where(both_num & ~inf_bad, ulp_distance(a, e), 0).astype(np.uint64)
+    over = both_num & ~inf_bad & (ulp > budget.ulp) & (abs_err > budget.atol)
+    zero_bad = both_num & (a64 == 0) & (e64 == 0) & (np.signbit(a64) != np.signbit(e64))
+
+    # The worst element: a NaN or inf mismatch first, then the largest ULP error above the floor.
+    score = np.where(over, ulp.astype(np.float64), 0.0)
+    bad = nan_bad | inf_bad
+    worst = None
+    if bad.any():
+        worst = int(np.argmax(bad))
+    elif over.any():
+        worst = int(np.argmax(score))
+    elif a.size:
+        worst = int(np.argmax(abs_err))
+    # The input at the worst element is only defined where output and input match one to one.
+    xs = np.asarray(x).reshape(-1) if np.asarray(x).size == a.size else np.array([])
+    max_ulp = int(np.max(np.where(abs_err > budget.atol, ulp, 0))) if a.size else 0
+    return Comparison(
+        n=int(a.size),
+        max_abs=float(abs_err.max()) if a.size else 0.0,
+        max_ulp=max_ulp,
+        worst_index=worst,
+        worst_input=None if worst is None else _scalar(xs, worst),
+        worst_expected=None if worst is None else float(e64[worst]),
+        worst_actual=None if worst is None else float(a64[worst]),
+        nan_mismatch=int(nan_bad.sum()),
+        inf_mismatch=int(inf_bad.sum()),
+        signed_zero_mismatch=int(zero_bad.sum()),
+        over_budget=int(over.sum()),
+        budget=budget,
+    )
+
+
+def _scalar(xs: np.ndarray, i: int) -> float | None:
+    return float(xs[i]) if i < xs.size else None
+
+
+def merge(parts: list[Comparison]) -> Comparison:
+    """Combines the comparisons of several batteries into one, keeping the worst element."""
+    if not parts:
+        raise ValueError("nothing to merge")
+
+    def badness(c: Comparison) -> tuple:
+        return (c.nan_mismatch + c.inf_mismatch > 0, c.over_budget > 0, c.max_ulp, c.max_abs)
+
+    worst = max(parts, key=badness)
+    return Comparison(
+        n=sum(c.n for c in parts),
+        max_abs=max(c.max_abs for c in parts),
+        max_ulp=max(c.max_ulp for c in parts),
+        worst_index=worst.worst_index,
+        worst_input=worst.worst_input,
+        worst_expected=worst.worst_expected,
+        worst_actual=worst.worst_actual,
+        nan_mismatch=sum(c.nan_mismatch for c in parts),
+        inf_mismatch=sum(c.inf_mismatch for c in parts),
+        signed_zero_mismatch=sum(c.signed_zero_mismatch for c in parts),
+        over_budget=sum(c.over_budget for c in parts),
+        budget=worst.budget,
+    )

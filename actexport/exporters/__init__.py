@@ -1,0 +1,89 @@
+"""Exporters: module -> artifact file. They return an ExportResult and never raise."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from actexport.capture import quiet
+
+FILENAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "pt2": "model.pt2"}
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What one export produced: a file, or the reason there is none.
+
+    `unavailable` is set when the installed torch does not offer the format at all (not a failure
+    of this module); `error` when the format exists but exporting this module failed.
+    """
+
+    format: str
+    path: Path | None
+    exporter: str
+    error: str | None = None
+    unavailable: str | None = None
+    opset: int | None = None
+    seconds: float = 0.0
+    log: str = ""
+    inputs: tuple[dict, ...] = ()
+    outputs: tuple[dict, ...] = ()
+    details: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.path is not None and self.error is None and self.unavailable is None
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Calls write(tmp) on a file in a fresh hidden folder beside `path`, then renames it into place.
+
+    The folder must hold exactly that one file afterwards: an exporter that left a sidecar (ONNX
+    external data, say) fails here rather than producing an artifact that is not self-contained.
+    An interrupted export leaves at most a hidden `.tmp` folder, never a file that looks complete.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        tmp = tmp_dir / path.name
+        write(tmp)
+        produced = sorted(p.name for p in tmp_dir.iterdir())
+        if produced != [path.name]:
+            raise RuntimeError(f"exporter wrote {produced}, expected only {path.name}")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def guarded(format: str, exporter: str, fn: Callable[[], ExportResult]) -> ExportResult:
+    """Runs an export with its console noise captured; any exception becomes an error result."""
+    start = time.perf_counter()
+    captured = None
+    try:
+        with quiet() as captured:
+            result = fn()
+    except Exception as e:  # noqa: BLE001  (an exporter failure is a result, not a crash)
+        result = ExportResult(format, None, exporter, error=root_cause(e))
+    log = captured.text if captured is not None else ""
+    return replace(result, seconds=time.perf_counter() - start, log=result.log or log)
+
+
+def root_cause(e: BaseException) -> str:
+    """One line naming the innermost cause: exporters wrap the useful message in several layers."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
+    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:500]
+
+
+def dynamic_dims(shape: tuple[int, ...], static_dims: tuple[int, ...]) -> list[int]:
+    """The dims of an example shape that the artifact leaves dynamic."""
+    return [i for i in range(len(shape)) if i not in static_dims]

@@ -1,0 +1,102 @@
+"""ONNX export through torch.onnx.export (the dynamo exporter, or the legacy one while it exists)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from actexport.catalog import Activation, UsageError
+from actexport.exporters import ExportResult, atomic_write, dynamic_dims, guarded
+from actexport.inputs import example, torch_dtype
+
+EXPORTERS = ("dynamo", "legacy")
+DEFAULT_OPSET = 18
+
+
+def label(exporter: str) -> str:
+    """How an ONNX artifact's exporter is named in results and manifests."""
+    return f"torch.onnx.export(dynamo={exporter == 'dynamo'})"
+
+
+def kind(label_text: str) -> str:
+    """The exporter ("dynamo" or "legacy") from a label written by label()."""
+    return "legacy" if "dynamo=False" in label_text else "dynamo"
+
+
+def opset_range(exporter: str) -> tuple[int, int]:
+    """The opsets torch.onnx accepts for an exporter, read from the installed torch."""
+    from torch.onnx import _constants as c  # noqa: PLC0415
+
+    max_opset = int(getattr(c, "ONNX_MAX_OPSET", 23))
+    if exporter == "legacy":
+        return int(getattr(c, "ONNX_MIN_OPSET", 7)), int(
+            getattr(c, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20)
+        )
+    # NOTE: the dynamo exporter builds graphs at opset 18 (onnxscript's torchlib) and converts to
+    # others with the ONNX version converter, which is only reliable upwards.
+    return 18, max_opset
+
+
+def check_opset(opset: int, exporter: str) -> None:
+    if exporter not in EXPORTERS:
+        raise UsageError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
+    lo, hi = opset_range(exporter)
+    if not lo <= opset <= hi:
+        raise UsageError(f"invalid opset {opset} for the {exporter} exporter; valid: {lo}..{hi}")
+
+
+def _value_info(vi) -> dict:
+    import onnx  # noqa: PLC0415
+
+    t = vi.type.tensor_type
+    dims = [d.dim_param if d.dim_param else int(d.dim_value) for d in t.shape.dim]
+    return {"name": vi.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": dims}
+
+
+def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, exporter: str = "dynamo") -> ExportResult:
+    name = label(exporter)
+    if exporter == "legacy" and not _legacy_available():
+        return ExportResult("onnx", None, name, unavailable=f"torch {torch.__version__} has no legacy ONNX exporter")
+
+    def run() -> ExportResult:
+        import onnx  # noqa: PLC0415
+
+        module = act.module().to(torch_dtype(dtype))
+        x = example(act, dtype)
+        dims = dynamic_dims(act.shape, act.static_dims)
+
+        def write(tmp: Path) -> None:
+            if exporter == "dynamo":
+                spec = ({i: torch.export.Dim.AUTO for i in dims},)
+                torch.onnx.export(module, (x,), str(tmp), dynamo=True, opset_version=opset,
+                                  dynamic_shapes=spec, input_names=["input"], output_names=["output"],
+                                  external_data=False)
+            else:
+                axes = {i: f"d{i}" for i in dims}
+                torch.onnx.export(module, (x,), str(tmp), dynamo=False, opset_version=opset,
+                                  input_names=["input"], output_names=["output"],
+                                  dynamic_axes={"input": axes, "output": {i: f"o{i}" for i in dims}})
+            model = onnx.load(str(tmp))
+            onnx.checker.check_model(model, full_check=True)
+            onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+
+        atomic_write(path, write)
+        model = onnx.load(str(path))
+        real_opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+        return ExportResult(
+            "onnx", path, name, opset=int(real_opset),
+            inputs=tuple(_value_info(v) for v in model.graph.input),
+            outputs=tuple(_value_info(v) for v in model.graph.output),
+            details={"op_types": sorted({n.op_type for n in model.graph.node}), "nodes": len(model.graph.node)},
+        )
+
+    return guarded("onnx", name, run)
+
+
+def _legacy_available() -> bool:
+    try:
+        from torch.onnx import utils  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True

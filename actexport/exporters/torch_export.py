@@ -1,0 +1,33 @@
+"""torch.export programs (.pt2) with every dim the activation does not fix left dynamic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from actexport.catalog import Activation
+from actexport.exporters import ExportResult, atomic_write, dynamic_dims, guarded
+from actexport.inputs import example, torch_dtype
+
+
+def unavailable() -> str | None:
+    if not hasattr(torch, "export") or not hasattr(torch.export, "save"):
+        return f"torch {torch.__version__} has no torch.export.save"
+    return None
+
+
+def export(act: Activation, dtype: str, path: Path) -> ExportResult:
+    reason = unavailable()
+    if reason:
+        return ExportResult("pt2", None, "torch.export", unavailable=reason)
+
+    def run() -> ExportResult:
+        module = act.module().to(torch_dtype(dtype))
+        x = example(act, dtype)
+        spec = ({i: torch.export.Dim.AUTO for i in dynamic_dims(act.shape, act.static_dims)},)
+        program = torch.export.export(module, (x,), dynamic_shapes=spec)
+        atomic_write(path, lambda tmp: torch.export.save(program, str(tmp)))
+        return ExportResult("pt2", path, "torch.export.export")
+
+    return guarded("pt2", "torch.export", run)

@@ -1,0 +1,40 @@
+"""TorchScript export: torch.jit.script, falling back to torch.jit.trace (recorded which)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from actexport.catalog import Activation
+from actexport.exporters import ExportResult, atomic_write, guarded
+from actexport.inputs import example, torch_dtype
+
+
+def unavailable() -> str | None:
+    if not all(hasattr(torch.jit, f) for f in ("script", "trace", "save", "load")):
+        return f"torch {torch.__version__} no longer offers TorchScript (torch.jit.script/save)"
+    return None
+
+
+def export(act: Activation, dtype: str, path: Path) -> ExportResult:
+    reason = unavailable()
+    if reason:
+        return ExportResult("torchscript", None, "torch.jit", unavailable=reason)
+
+    def run() -> ExportResult:
+        module = act.module().to(torch_dtype(dtype))
+        x = example(act, dtype)
+        try:
+            scripted, how, why = torch.jit.script(module), "torch.jit.script", None
+        except Exception as e:  # noqa: BLE001  (script does not cover every module; trace does)
+            scripted, how, why = torch.jit.trace(module, (x,)), "torch.jit.trace", f"script failed: {e}"
+        atomic_write(path, lambda tmp: torch.jit.save(scripted, str(tmp)))
+        details = {"script_error": why} if why else {}
+        return ExportResult("torchscript", path, how, inputs=(_spec(x),), details=details)
+
+    return guarded("torchscript", "torch.jit", run)
+
+
+def _spec(x: torch.Tensor) -> dict:
+    return {"name": "input", "dtype": str(x.dtype).removeprefix("torch."), "shape": list(x.shape)}

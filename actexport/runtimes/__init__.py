@@ -1,0 +1,68 @@
+"""Runtimes: load an artifact, run it, close it. `unavailable()` says why one cannot run here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+class RuntimeUnavailable(RuntimeError):
+    """The runtime cannot run this artifact here (no kernel for a dtype, provider missing, ...)."""
+
+
+class Runtime:
+    """Three small hooks behind `infer()`: `load(path)`, `run(x)`, `close()`.
+
+    Attributes:
+        name: shown in reports, e.g. "ort:cpu" or "torchscript:cpu".
+        format: the artifact format it runs.
+        device: "cpu" or "cuda".
+    """
+
+    name = ""
+    format = ""
+    device = "cpu"
+
+    def unavailable(self) -> str | None:
+        """None when this runtime can run here, else the reason it cannot."""
+        return None
+
+    def load(self, path: Path) -> None:
+        raise NotImplementedError
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Releases what load() took; the default has nothing to release."""
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Runs one input and checks that the output keeps the input's dtype."""
+        y = np.asarray(self.run(x))
+        if y.dtype != x.dtype:
+            raise TypeError(f"{self.name} returned {y.dtype} for a {x.dtype} input")
+        return y
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def for_format(format: str, providers: tuple[str, ...]) -> list[Runtime]:
+    """The runtimes that run one artifact format, one per provider (device)."""
+    if format == "onnx":
+        from actexport.runtimes.onnxrt import OrtRuntime  # noqa: PLC0415
+
+        return [OrtRuntime(p) for p in providers]
+    if format == "torchscript":
+        from actexport.runtimes.torchscript import TorchScriptRuntime  # noqa: PLC0415
+
+        return [TorchScriptRuntime(p) for p in providers]
+    if format == "pt2":
+        from actexport.runtimes.exported import ExportedRuntime  # noqa: PLC0415
+
+        return [ExportedRuntime(p) for p in providers]
+    raise ValueError(f"no runtime for format {format!r}")
