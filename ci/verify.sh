@@ -1,7 +1,5 @@
 #!/usr/bin/env bash
-# The README's first command: install the pinned CPU stack and gate on `actexport verify --all`.
+# The README's first quick-start command: the pinned CPU stack, then `actexport verify --all`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv .venv
-.venv/bin/pip install -q -c ci/constraints-cpu.txt -e '.[cpu]'
-.venv/bin/actexport verify --all "$@"
+python3 -m venv .venv && .venv/bin/pip install -c ci/constraints-cpu.txt -e '.[cpu]' && .venv/bin/actexport verify --all

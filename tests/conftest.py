@@ -1,0 +1,35 @@
+"""Shared fixtures: the catalog is exported once per test session and reused by every test."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from actexport import catalog
+from actexport.artifacts import export_all
+from actexport.exporters.onnx import DEFAULT_OPSET
+from actexport.verify import Options, verify
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> Path:
+    """The whole catalog in all three formats, float32, as `actexport export --all` writes it."""
+    out = tmp_path_factory.mktemp("models")
+    export_all(catalog.CATALOG, catalog.FORMATS, ("float32",), out, DEFAULT_OPSET, "dynamo")
+    return out
+
+
+@pytest.fixture(scope="session")
+def full_report(exported):
+    """`actexport verify --all --artifacts DIR` over the exported catalog."""
+    return verify(None, Options(), artifacts_dir=exported)
+
+
+@pytest.fixture
+def artifacts_copy(exported, tmp_path) -> Path:
+    """A private copy of the exported catalog that a test may tamper with."""
+    dst = tmp_path / "models"
+    shutil.copytree(exported, dst)
+    return dst

@@ -1,0 +1,118 @@
+"""The command line in-process (main(argv)) and, once, the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import onnxruntime as ort
+import pytest
+
+from actexport import catalog
+from actexport.cli import main
+
+
+def _one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("actexport: error: ")
+    return err[0]
+
+
+def test_list_json(capsys):
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["id"] for r in rows] == [a.id for a in catalog.CATALOG]
+    assert {"id": "leaky_relu_0.1", "module": "LeakyReLU(negative_slope=0.1)",
+            "formula": "x if x > 0 else 0.1 * x"} in rows
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["verify", "relu7"], "unknown activation 'relu7'; known: "),
+        (["verify"], "name activation ids or --all"),
+        (["verify", "--all", "relu"], "ids or --all, not both"),
+        (["verify", "relu", "--formats", "onnx,tflite"], "unknown format 'tflite'; valid: onnx, torchscript, pt2"),
+        (["verify", "relu", "--providers", "tpu"], "unknown provider 'tpu'; valid: cpu, cuda"),
+        (["verify", "relu", "--dtypes", "int8"], "unknown dtype 'int8'; valid: float16, bfloat16, float32, float64"),
+        (["verify", "relu", "--opset", "7"], "invalid opset 7 for the dynamo exporter; valid: 18.."),
+        (["verify", "relu", "--opset", "x"], "invalid int value: 'x'"),
+        (["export", "relu", "--opset", "99"], "invalid opset 99"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_usage_is_one_line_and_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    assert message in _one_error_line(capsys)
+
+
+def test_bad_artifact_dir_is_exit_2(capsys, tmp_path):
+    assert main(["verify", "--artifacts", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in _one_error_line(capsys)
+    (tmp_path / "manifest.json").write_text("[1, 2")
+    assert main(["verify", "--artifacts", str(tmp_path)]) == 2
+    assert "is not valid JSON" in _one_error_line(capsys)
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(),
+                    reason="this machine has onnxruntime's CUDA provider")
+def test_cuda_asked_for_without_provider_is_exit_4(capsys):
+    assert main(["verify", "relu", "--providers", "cuda", "--formats", "onnx"]) == 4
+    line = _one_error_line(capsys)
+    assert "CUDAExecutionProvider" in line and "onnxruntime-gpu" in line
+
+
+def test_export_to_an_unusable_directory_writes_nothing(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    assert main(["export", "relu", "--out", str(blocker / "models")]) == 2
+    assert "is not a directory" in _one_error_line(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+
+
+def test_report_to_a_missing_directory_is_refused_before_work(capsys, tmp_path):
+    assert main(["verify", "relu", "--json", str(tmp_path / "no" / "r.json")]) == 2
+    assert "--json" in _one_error_line(capsys)
+
+
+def test_export_then_verify_artifacts_with_json_and_junit(tmp_path, capsys):
+    out = tmp_path / "models"
+    assert main(["export", "leaky_relu", "softmax", "--out", str(out)]) == 0
+    assert "wrote 6 artifacts" in capsys.readouterr().out
+    js, xml = tmp_path / "r.json", tmp_path / "r.xml"
+    assert main(["verify", "--artifacts", str(out), "--json", str(js), "--junit", str(xml)]) == 0
+    text = capsys.readouterr().out
+    assert "6 cells: 6 pass" in text
+    doc = json.loads(js.read_text())
+    assert doc["schema"] == 1 and doc["summary"]["counts"]["pass"] == 6
+    assert {"torch", "onnxruntime"} <= doc["environment"]["versions"].keys()
+    assert {c["activation"] for c in doc["cells"]} == {"leaky_relu", "softmax"}
+    suite = ET.parse(xml).getroot().find("testsuite")
+    assert suite.get("tests") == "6" and suite.get("failures") == "0"
+
+
+def test_export_reports_an_artifact_it_could_not_produce(tmp_path, capsys):
+    assert main(["export", "rrelu", "--formats", "onnx", "--out", str(tmp_path / "m")]) == 3
+    assert "rrelu / onnx / float32: error: DispatchError" in capsys.readouterr().err
+
+
+def _console_script() -> str:
+    exe = Path(sys.executable).parent / "actexport"
+    return str(exe) if exe.exists() else shutil.which("actexport") or pytest.skip("actexport is not installed")
+
+
+def test_installed_console_script_runs_quietly(tmp_path):
+    """The real entry point: exit code, table on stdout, and none of the exporters' noise."""
+    env = {**os.environ, "COLUMNS": "200"}
+    p = subprocess.run([_console_script(), "verify", "gelu", "--formats", "onnx", "--json", str(tmp_path / "r.json")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "1 cells: 1 xfail" in p.stdout
+    assert p.stderr == "", p.stderr  # no torch.onnx progress, warnings or logging
+    assert "torch.onnx" not in p.stdout

@@ -1,0 +1,45 @@
+"""Report: exit-code policy, JSON without NaN, JUnit counts."""
+
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from actexport.report import Cell, Report
+
+
+def _cell(status, stage="", **kw):
+    return Cell("relu", "ReLU()", "onnx", "ort:cpu", "float32", status, reason="why", stage=stage, **kw)
+
+
+@pytest.mark.parametrize(
+    "statuses, code",
+    [
+        (["pass", "xfail", "skip", "unavailable"], 0),
+        (["pass", "fail"], 1),
+        (["pass", "xpass"], 1),
+        (["error"], 1),
+        (["fail", ("error", "export")], 3),
+    ],
+)
+def test_exit_codes(statuses, code):
+    cells = [_cell(*s) if isinstance(s, tuple) else _cell(s) for s in statuses]
+    assert Report(cells=cells).exit_code() == code
+
+
+def test_json_has_no_nan_and_keeps_special_inputs(tmp_path):
+    r = Report(cells=[_cell("fail", worst_input=float("nan"), worst_expected=float("-inf"), worst_actual=-0.0)])
+    r.write_json(tmp_path / "r.json")
+    doc = json.loads((tmp_path / "r.json").read_text())  # strict JSON: would fail on a bare NaN
+    cell = doc["cells"][0]
+    assert (cell["worst_input"], cell["worst_expected"], cell["worst_actual"]) == ("nan", "-inf", -0.0)
+    assert doc["summary"]["counts"]["fail"] == 1 and doc["summary"]["exit_code"] == 1
+
+
+def test_junit_maps_statuses(tmp_path):
+    r = Report(cells=[_cell("pass"), _cell("fail"), _cell("xpass"), _cell("error"), _cell("xfail"), _cell("unavailable")])
+    r.write_junit(tmp_path / "r.xml")
+    suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("6", "2", "1", "2")
