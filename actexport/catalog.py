@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable
@@ -116,7 +117,9 @@ def _prelu_3ch() -> nn.Module:
 
 
 A = Activation
-X = XFail
+# NOTE: every deviation below was measured in float32; other dtypes are judged without a
+# declaration until they have been measured, so a deviation there shows up as a fail, not an xpass.
+X = functools.partial(XFail, dtype="float32")
 _HARD = (-3.0, 3.0)
 
 # Deviations measured with torch 2.13.0, onnxruntime 1.32.0 (CPU), float32; each names its side.

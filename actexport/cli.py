@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -55,7 +56,9 @@ def _ids(args: argparse.Namespace, allow_none: bool = False) -> list[str]:
         raise UsageError("name activation ids or --all; known: " + ", ".join(a.id for a in catalog.CATALOG))
     for i in args.ids:
         catalog.get(i)
-    return list(args.ids)
+    # --all names the whole catalog explicitly: with --artifacts, an activation missing from the
+    # directory is then an error, whereas no ids at all means "whatever the manifest lists".
+    return [a.id for a in catalog.CATALOG] if args.all else list(args.ids)
 
 
 def _check_output_file(path: Path | None, flag: str) -> None:
@@ -117,9 +120,11 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
             continue
         failed += r.error is not None
         status = "unavailable" if r.unavailable else "error"
-        err.print(f"{act.id} / {r.format} / {dtype}: {status}: {r.unavailable or r.error}", highlight=False)
+        err.print(f"{act.id} / {r.format} / {dtype}: {status}: {r.unavailable or r.error}", highlight=False,
+                  soft_wrap=True)
     produced = sum(r.ok for _, _, r in results)
-    out.print(f"wrote {produced} artifacts and {args.out / 'manifest.json'}; {failed} failed", highlight=False)
+    out.print(f"wrote {produced} artifacts and {args.out / 'manifest.json'}; {failed} failed", highlight=False,
+              soft_wrap=True)
     return NO_ARTIFACT if failed else OK
 
 
@@ -143,9 +148,9 @@ def cmd_verify(args: argparse.Namespace, out, err) -> int:
     if args.quiet:
         for c in report.cells:
             if c.status in ("fail", "error", "xpass"):
-                out.print(f"{c.key}: {c.status}: {c.reason}", highlight=False)
+                out.print(f"{c.key}: {c.status}: {c.reason}", highlight=False, soft_wrap=True)
         counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
-        out.print(f"{len(report.cells)} cells: {counts} in {report.wall_seconds:.1f} s", highlight=False)
+        out.print(f"{len(report.cells)} cells: {counts} in {report.wall_seconds:.1f} s", highlight=False, soft_wrap=True)
     else:
         report.render(out)
     for warning in report.environment.get("warnings", []):
@@ -164,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     from actexport.verify import ProviderUnavailable  # noqa: PLC0415
 
     out, err = Console(), Console(stderr=True)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(width=160)  # CI logs: wide enough that the matrix and reasons do not wrap
     try:
         args = _parser().parse_args(argv)
         if args.command == "list":

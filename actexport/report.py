@@ -142,9 +142,10 @@ class Report:
         console.print(table)
         for c in self.cells:
             if c.status != "pass":
-                console.print(f"[bold]{c.key}[/]: {c.status}: {c.reason}", markup=True, highlight=False)
+                console.print(f"[bold]{c.key}[/]: {c.status}: {c.reason}", highlight=False, soft_wrap=True)
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
-        console.print(f"{len(self.cells)} cells: {counts} in {self.wall_seconds:.1f} s; exit code {self.exit_code()}")
+        console.print(f"{len(self.cells)} cells: {counts} in {self.wall_seconds:.1f} s; exit code {self.exit_code()}",
+                      soft_wrap=True)
 
 
 def _finite(v):

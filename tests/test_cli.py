@@ -102,6 +102,14 @@ def test_export_reports_an_artifact_it_could_not_produce(tmp_path, capsys):
     assert "rrelu / onnx / float32: error: DispatchError" in capsys.readouterr().err
 
 
+def test_all_with_artifacts_expects_the_whole_catalog(tmp_path, capsys):
+    out = tmp_path / "models"
+    assert main(["export", "relu", "--formats", "pt2", "--out", str(out)]) == 0
+    assert main(["verify", "--artifacts", str(out), "--formats", "pt2", "--quiet"]) == 0  # what DIR holds
+    assert main(["verify", "--all", "--artifacts", str(out), "--formats", "pt2", "--quiet"]) == 3
+    assert "manifest.json lists no pt2 float32 artifact for sigmoid" in capsys.readouterr().out
+
+
 def _console_script() -> str:
     exe = Path(sys.executable).parent / "actexport"
     return str(exe) if exe.exists() else shutil.which("actexport") or pytest.skip("actexport is not installed")
