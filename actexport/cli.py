@@ -120,10 +120,10 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
             continue
         failed += r.error is not None
         status = "unavailable" if r.unavailable else "error"
-        err.print(f"{act.id} / {r.format} / {dtype}: {status}: {r.unavailable or r.error}", highlight=False,
+        err.print(f"{act.id} / {r.format} / {dtype}: {status}: {r.unavailable or r.error}", highlight=False, markup=False,
                   soft_wrap=True)
     produced = sum(r.ok for _, _, r in results)
-    out.print(f"wrote {produced} artifacts and {args.out / 'manifest.json'}; {failed} failed", highlight=False,
+    out.print(f"wrote {produced} artifacts and {args.out / 'manifest.json'}; {failed} failed", highlight=False, markup=False,
               soft_wrap=True)
     return NO_ARTIFACT if failed else OK
 
@@ -148,13 +148,13 @@ def cmd_verify(args: argparse.Namespace, out, err) -> int:
     if args.quiet:
         for c in report.cells:
             if c.status in ("fail", "error", "xpass"):
-                out.print(f"{c.key}: {c.status}: {c.reason}", highlight=False, soft_wrap=True)
+                out.print(f"{c.key}: {c.status}: {c.reason}", highlight=False, markup=False, soft_wrap=True)
         counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
-        out.print(f"{len(report.cells)} cells: {counts} in {report.wall_seconds:.1f} s", highlight=False, soft_wrap=True)
+        out.print(f"{len(report.cells)} cells: {counts} in {report.wall_seconds:.1f} s", highlight=False, markup=False, soft_wrap=True)
     else:
         report.render(out)
     for warning in report.environment.get("warnings", []):
-        err.print(f"warning: {warning}", highlight=False)
+        err.print(f"warning: {warning}", highlight=False, markup=False)
     if args.json_path:
         report.write_json(args.json_path)
     if args.junit:

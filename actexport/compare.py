@@ -140,14 +140,15 @@ def _scalar(xs: np.ndarray, i: int) -> float | None:
     return float(xs[i]) if i < xs.size else None
 
 
+def badness(c: Comparison) -> tuple:
+    """Orders comparisons from best to worst: NaN/inf mismatches, then over budget, then ULP, abs."""
+    return (c.nan_mismatch + c.inf_mismatch > 0, c.over_budget > 0, c.max_ulp, c.max_abs)
+
+
 def merge(parts: list[Comparison]) -> Comparison:
     """Combines the comparisons of several batteries into one, keeping the worst element."""
     if not parts:
         raise ValueError("nothing to merge")
-
-    def badness(c: Comparison) -> tuple:
-        return (c.nan_mismatch + c.inf_mismatch > 0, c.over_budget > 0, c.max_ulp, c.max_abs)
-
     worst = max(parts, key=badness)
     return Comparison(
         n=sum(c.n for c in parts),

@@ -121,6 +121,7 @@ class Report:
 
     def render(self, console) -> None:
         """A matrix (activation x runtime) of status marks, then one line per cell that did not pass."""
+        from rich.markup import escape  # noqa: PLC0415
         from rich.table import Table  # noqa: PLC0415
 
         marks = {"pass": "[green]ok[/]", "fail": "[bold red]FAIL[/]", "xfail": "[yellow]xfail[/]",
@@ -138,11 +139,12 @@ class Report:
         for act in rows:
             cells = [by_key.get((act, *col)) for col in columns]
             worst = max((c.max_ulp or 0 for c in cells if c), default=0)
-            table.add_row(act, *[marks[c.status] if c else "" for c in cells], str(worst))
+            table.add_row(escape(act), *[marks[c.status] if c else "" for c in cells], str(worst))
         console.print(table)
         for c in self.cells:
             if c.status != "pass":
-                console.print(f"[bold]{c.key}[/]: {c.status}: {c.reason}", highlight=False, soft_wrap=True)
+                console.print(f"[bold]{escape(c.key)}[/]: {c.status}: {escape(c.reason)}", highlight=False,
+                              soft_wrap=True)
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
         console.print(f"{len(self.cells)} cells: {counts} in {self.wall_seconds:.1f} s; exit code {self.exit_code()}",
                       soft_wrap=True)

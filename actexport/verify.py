@@ -12,7 +12,7 @@ import numpy as np
 
 from actexport import artifacts as art
 from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, get, select
-from actexport.compare import Comparison, compare, merge
+from actexport.compare import Comparison, badness, compare, merge
 from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
 from actexport.exporters.onnx import kind as onnx_kind
@@ -223,7 +223,7 @@ def _side(vs_eager: Comparison, artifact_exact: Comparison, eager_exact: Compari
 def _judge(cell: Cell, act: Activation, inputs: list[Battery], parts: list[Comparison],
            artifact_exact: Comparison, eager_exact: Comparison, xfail) -> None:
     c = merge(parts)
-    worst_part = parts.index(max(parts, key=lambda p: (not p.ok, p.max_ulp, p.max_abs)))
+    worst_part = parts.index(max(parts, key=badness))
     cell.worst_battery = inputs[worst_part].name
     cell.exact_max_ulp, cell.eager_exact_max_ulp = artifact_exact.max_ulp, eager_exact.max_ulp
     cell.deviates = _side(c, artifact_exact, eager_exact)
