@@ -35,15 +35,20 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def artifact_path(out_dir: Path, act: Activation, format: str, dtype: str) -> Path:
-    """DIR/<id>/model.<ext> for float32, DIR/<id>/<dtype>/model.<ext> for other dtypes."""
+def artifact_path(out_dir: Path, act: Activation, format: str, dtype: str, opset: int | None = None) -> Path:
+    """DIR/<id>/model.<ext> for float32, DIR/<id>/<dtype>/model.<ext> for other dtypes.
+
+    With several opsets, the first is model.onnx and each other one model.opset<N>.onnx.
+    """
     base = out_dir / act.id if dtype == "float32" else out_dir / act.id / dtype
-    return base / FILENAMES[format]
+    name = FILENAMES[format] if opset is None else f"model.opset{opset}.onnx"
+    return base / name
 
 
-def export_artifact(act: Activation, format: str, dtype: str, out_dir: Path, opset: int, exporter: str) -> ExportResult:
+def export_artifact(act: Activation, format: str, dtype: str, out_dir: Path, opset: int, exporter: str,
+                    primary: bool = True) -> ExportResult:
     """Exports one activation to one format; returns the result, never raises."""
-    path = artifact_path(out_dir, act, format, dtype)
+    path = artifact_path(out_dir, act, format, dtype, None if primary or format != "onnx" else opset)
     if format == "onnx":
         from actexport.exporters import onnx  # noqa: PLC0415
 
@@ -86,11 +91,8 @@ def write_manifest(out_dir: Path, entries: list[dict], merge: bool = True) -> Pa
             old = read_manifest(out_dir)["artifacts"]
         except UsageError:
             old = []  # NOTE: an unreadable old manifest is replaced, not merged
-        new_keys = {(e["id"], e["format"], e["dtype"]) for e in entries}
-        keep = [
-            e for e in old
-            if (e["id"], e["format"], e["dtype"]) not in new_keys and (out_dir / e["path"]).is_file()
-        ]
+        new_paths = {e["path"] for e in entries}
+        keep = [e for e in old if e["path"] not in new_paths and (out_dir / e["path"]).is_file()]
     doc = {"schema": SCHEMA, "versions": versions(), "artifacts": keep + entries}
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
     return path
@@ -122,7 +124,7 @@ def export_all(
     formats: tuple[str, ...],
     dtypes: tuple[str, ...],
     out_dir: Path,
-    opset: int,
+    opsets: tuple[int, ...],
     exporter: str,
     progress=None,
 ) -> list[tuple[Activation, str, ExportResult]]:
@@ -137,9 +139,10 @@ def export_all(
     for act in acts:
         for dtype in dtypes:
             for fmt in formats:
-                results.append((act, dtype, export_artifact(act, fmt, dtype, out_dir, opset, exporter)))
-                if progress:
-                    progress(f"{act.id} {fmt}")
+                for n, opset in enumerate(opsets if fmt == "onnx" else opsets[:1]):
+                    results.append((act, dtype, export_artifact(act, fmt, dtype, out_dir, opset, exporter, n == 0)))
+                    if progress:
+                        progress(f"{act.id} {fmt}")
     entries = [entry(act, r, dtype, out_dir) for act, dtype, r in results if r.ok]
     write_manifest(out_dir, entries)
     return results

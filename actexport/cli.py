@@ -30,8 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("ids", nargs="*", metavar="ID", help="activation ids (see `actexport list`)")
         sp.add_argument("--all", action="store_true", help="every activation in the catalog")
         sp.add_argument("--formats", default=",".join(FORMATS), help=f"comma list of {', '.join(FORMATS)}")
-        sp.add_argument("--dtypes", default="float32", help=f"comma list of {', '.join(DTYPES)}")
-        sp.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+        sp.add_argument("--dtypes", default="float32", help=f"comma list of {', '.join(DTYPES)}, or all")
+        sp.add_argument("--opset", default=None, help="ONNX opset, or a comma list of opsets (default 18)")
         sp.add_argument("--exporter", default="dynamo", choices=("dynamo", "legacy"),
                         help="torch.onnx exporter: dynamo (default) or the deprecated legacy one")
 
@@ -46,7 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     ve.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON report here")
     ve.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
     ve.add_argument("--quiet", action="store_true", help="print only the summary line and failures")
+    ve.add_argument("--explain", action="store_true",
+                    help="print the deviations report: one line per deviation, grouped by activation")
+    ve.add_argument("--no-reference", action="store_true",
+                    help="skip onnx.reference (the specification's evaluation of each ONNX graph)")
     return p
+
+
+def _all_dtypes(value: str) -> str:
+    return ",".join(DTYPES) if value.strip() == "all" else value
 
 
 def _ids(args: argparse.Namespace, allow_none: bool = False) -> list[str]:
@@ -61,12 +69,30 @@ def _ids(args: argparse.Namespace, allow_none: bool = False) -> list[str]:
     return [a.id for a in catalog.CATALOG] if args.all else list(args.ids)
 
 
+def _opsets(value: str | None, exporter: str) -> tuple[int, ...]:
+    from actexport.exporters.onnx import DEFAULT_OPSET, check_opset  # noqa: PLC0415
+
+    if value is None:
+        return (DEFAULT_OPSET,)
+    opsets: list[int] = []
+    for part in value.split(","):
+        try:
+            opset = int(part)
+        except ValueError:
+            raise UsageError(f"invalid opset {part.strip()!r}: give integers, e.g. --opset 18,21") from None
+        check_opset(opset, exporter)
+        if opset not in opsets:
+            opsets.append(opset)
+    return tuple(opsets)
+
+
 def _check_output_file(path: Path | None, flag: str) -> None:
     if path is None:
         return
     parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not parent.is_dir():
-        raise UsageError(f"{flag} {str(path)!r}: cannot write a file there (directory missing or path is a directory)")
+    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UsageError(f"{flag} {str(path)!r}: cannot write a file there "
+                         "(directory missing or not writable, or the path is a directory)")
 
 
 def _progress(console, total: int):
@@ -103,24 +129,26 @@ def cmd_list(args: argparse.Namespace, out) -> int:
 
 def cmd_export(args: argparse.Namespace, out, err) -> int:
     from actexport.artifacts import export_all  # noqa: PLC0415
-    from actexport.exporters.onnx import DEFAULT_OPSET, check_opset  # noqa: PLC0415
 
     ids = _ids(args)
     formats = catalog.parse_list(args.formats, FORMATS, "format")
-    dtypes = catalog.parse_list(args.dtypes, DTYPES, "dtype")
-    opset = args.opset if args.opset is not None else DEFAULT_OPSET
-    if "onnx" in formats:
-        check_opset(opset, args.exporter)
+    dtypes = catalog.parse_list(_all_dtypes(args.dtypes), DTYPES, "dtype")
+    opsets = _opsets(args.opset, args.exporter)
     acts = catalog.select(ids)
     with _progress(err, len(acts) * len(formats) * len(dtypes)) as tick:
-        results = export_all(acts, formats, dtypes, args.out, opset, args.exporter, progress=tick)
+        results = export_all(acts, formats, dtypes, args.out, opsets, args.exporter, progress=tick)
+    from actexport.exporters.onnx import kind  # noqa: PLC0415
+
     failed = 0
     for act, dtype, r in results:
         if r.ok:
             continue
-        failed += r.error is not None
-        status = "unavailable" if r.unavailable else "error"
-        err.print(f"{act.id} / {r.format} / {dtype}: {status}: {r.unavailable or r.error}", highlight=False, markup=False,
+        declared = r.error and act.xfail(r.format, None, dtype, kind(r.exporter) if r.format == "onnx" else None,
+                                         no_artifact=True)
+        failed += bool(r.error) and not declared
+        status = "unavailable" if r.unavailable else ("xfail (declared)" if declared else "error")
+        detail = f"{declared.reason} [{r.error}]" if declared else (r.unavailable or r.error)
+        err.print(f"{act.id} / {r.format} / {dtype}: {status}: {detail}", highlight=False, markup=False,
                   soft_wrap=True)
     produced = sum(r.ok for _, _, r in results)
     out.print(f"wrote {produced} artifacts and {args.out / 'manifest.json'}; {failed} failed", highlight=False, markup=False,
@@ -129,17 +157,17 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out, err) -> int:
-    from actexport.exporters.onnx import DEFAULT_OPSET  # noqa: PLC0415
     from actexport.verify import Options, plan_size, verify  # noqa: PLC0415
 
     ids = _ids(args, allow_none=args.artifacts is not None)
     options = Options(
         formats=catalog.parse_list(args.formats, FORMATS, "format"),
         providers=catalog.parse_list(args.providers or "cpu", ("cpu", "cuda"), "provider"),
-        dtypes=catalog.parse_list(args.dtypes, DTYPES, "dtype"),
-        opset=args.opset if args.opset is not None else DEFAULT_OPSET,
+        dtypes=catalog.parse_list(_all_dtypes(args.dtypes), DTYPES, "dtype"),
+        opsets=_opsets(args.opset, args.exporter),
         exporter=args.exporter,
         providers_explicit=args.providers is not None,
+        reference=not args.no_reference,
     )
     _check_output_file(args.json_path, "--json")
     _check_output_file(args.junit, "--junit")
@@ -149,10 +177,11 @@ def cmd_verify(args: argparse.Namespace, out, err) -> int:
         for c in report.cells:
             if c.status in ("fail", "error", "xpass"):
                 out.print(f"{c.key}: {c.status}: {c.reason}", highlight=False, markup=False, soft_wrap=True)
-        counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
-        out.print(f"{len(report.cells)} cells: {counts} in {report.wall_seconds:.1f} s", highlight=False, markup=False, soft_wrap=True)
+        out.print(report.summary_line(), highlight=False, markup=False, soft_wrap=True)
     else:
         report.render(out)
+    if args.explain:
+        report.explain(out)
     for warning in report.environment.get("warnings", []):
         err.print(f"warning: {warning}", highlight=False, markup=False)
     if args.json_path:

@@ -101,11 +101,15 @@ def compare(actual: np.ndarray, expected: np.ndarray, x: np.ndarray, budget: Bud
     nan_bad = a_nan != e_nan
     both_num = ~a_nan & ~e_nan
     inf_bad = both_num & (np.isinf(a64) | np.isinf(e64)) & (a64 != e64)
+    same = both_num & (a64 == e64)  # equal infinities too: inf - inf would be NaN
     with np.errstate(invalid="ignore", over="ignore"):
-        abs_err = np.where(both_num & ~inf_bad, np.abs(a64 - e64), 0.0)
+        abs_err = np.where(both_num & ~inf_bad & ~same, np.abs(a64 - e64), 0.0)
     ulp = np.where(both_num & ~inf_bad, ulp_distance(a, e), 0).astype(np.uint64)
     over = both_num & ~inf_bad & (ulp > budget.ulp) & (abs_err > budget.atol)
     zero_bad = both_num & (a64 == 0) & (e64 == 0) & (np.signbit(a64) != np.signbit(e64))
+    x_flat = np.asarray(x).astype(np.float64).reshape(-1)
+    if x_flat.size == a.size:  # the sign of a zero output only means something for a zero input
+        zero_bad &= x_flat == 0
 
     # The worst element: a NaN or inf mismatch first, then the largest ULP error above the floor.
     score = np.where(over, ulp.astype(np.float64), 0.0)
@@ -164,3 +168,57 @@ def merge(parts: list[Comparison]) -> Comparison:
         over_budget=sum(c.over_budget for c in parts),
         budget=worst.budget,
     )
+
+
+def _klass(v: float) -> str:
+    if np.isnan(v):
+        return "NaN"
+    if np.isinf(v):
+        return "+inf" if v > 0 else "-inf"
+    if v == 0:
+        return "-0" if np.signbit(v) else "+0"
+    return "finite"
+
+
+def _show(v: float) -> str:
+    k = _klass(v)
+    return f"{v:.6g}" if k == "finite" else k
+
+
+def semantics(x: np.ndarray, got: np.ndarray, exact: np.ndarray, limit: int = 12) -> list[str]:
+    """What a runtime returns for special values against what the function returns, one line each.
+
+    Lines like "x=NaN: 0 out, exact NaN" or "x=3.40282e+38: +inf out, exact 3.40282e+38": every
+    element whose NaN/inf class differs from the exact result's, and every special input (NaN, ±inf,
+    ±0, subnormal) whose output class (NaN, ±inf, ±0, finite) differs. The sign of a zero output is
+    only compared for a zero input ("-0 in -> +0 out"): elsewhere the mathematical zero has no sign.
+    Repeats are counted.
+    """
+    g = np.asarray(got).astype(np.float64).reshape(-1)
+    e = np.asarray(exact).astype(np.float64).reshape(-1)
+    xs = np.asarray(x).astype(np.float64).reshape(-1)
+    aligned = xs.size == g.size
+    lines: dict[str, int] = {}
+    for i in range(g.size):
+        kg, ke = _klass(g[i]), _klass(e[i])
+        if kg == ke:
+            continue
+        special_in = aligned and (not np.isfinite(xs[i]) or abs(xs[i]) < np.finfo(np.float64).tiny
+                                  or _is_subnormal(xs[i], np.asarray(x).dtype))
+        nan_or_inf = kg in ("NaN", "+inf", "-inf") or ke in ("NaN", "+inf", "-inf")
+        zero_sign_only = {kg, ke} == {"+0", "-0"}
+        if zero_sign_only and not (aligned and xs[i] == 0):
+            continue
+        if not (nan_or_inf or special_in):
+            continue
+        where = f"x={_show(xs[i])}" if aligned else f"element {i}"
+        line = f"{where}: {_show(g[i])} out, exact {_show(e[i])}"
+        lines[line] = lines.get(line, 0) + 1
+    out = [line if n == 1 else f"{line} (x{n})" for line, n in lines.items()]
+    return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
+
+
+def _is_subnormal(v: float, dtype: np.dtype) -> bool:
+    from actexport.inputs import finfo  # noqa: PLC0415
+
+    return v != 0 and abs(v) < float(finfo(dtype.name).smallest_normal)

@@ -65,6 +65,16 @@ def special_values(dtype: str) -> np.ndarray:
     return np.array(vals, dtype=np.float64).astype(dt)
 
 
+def magnitudes(dtype: str) -> np.ndarray:
+    """Large inputs between the grid and ±max: decades, and where exp, x^2 and x^3 overflow."""
+    fi = finfo(dtype)
+    big = float(fi.max)
+    decades = [10.0**k for k in range(1, int(np.log10(big)) + 1, 3 if big > 1e100 else 1)]
+    points = [20.0, 50.0, np.log(big), np.log(big) + 1, np.sqrt(big), np.cbrt(big), *decades]
+    vals = sorted({v for v in points if v < big})
+    return np.array([*vals, *(-v for v in vals)], dtype=np.float64).astype(np_dtype(dtype))
+
+
 def boundary_values(act: Activation, dtype: str) -> np.ndarray:
     """Each boundary of the activation, with its two floating-point neighbours in `dtype`."""
     dt = np_dtype(dtype)
@@ -77,6 +87,18 @@ def boundary_values(act: Activation, dtype: str) -> np.ndarray:
 
 def _seed(act: Activation, battery: str) -> int:
     return zlib.crc32(f"{act.id}/{battery}".encode())
+
+
+def _one_per_row(act: Activation, values: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """Each value in a row of its own among ordinary values, so that one NaN or inf does not decide
+    a whole softmax row: the other values of each row are still judged. Value i sits at position
+    i mod (row size) of row i, so reductions along dim 0 also see the values spread out."""
+    row = int(np.prod(act.shape[1:]))
+    rows = values.size + (values.size % 2 if act.shape[0] % 2 == 0 else 0)
+    out = np.resize(fill, rows * row).astype(values.dtype).reshape(rows, row)
+    for i, v in enumerate(values):
+        out[i, i % row] = v
+    return out.reshape((rows, *act.shape[1:]))
 
 
 def _layout(act: Activation, values: np.ndarray, fill: np.ndarray) -> np.ndarray:
@@ -99,12 +121,12 @@ def batteries(act: Activation, dtype: str, grid_points: int = 2048) -> list[Batt
     lo, hi = act.domain
     random = (rng.standard_normal(shape) * (hi - lo) / 6.0).astype(dt)
     grid = np.linspace(lo, hi, grid_points).astype(dt)
-    edges = np.concatenate([special_values(dtype), boundary_values(act, dtype)]).astype(dt)
+    edges = np.concatenate([special_values(dtype), magnitudes(dtype), boundary_values(act, dtype)]).astype(dt)
     fill = (np.random.default_rng(_seed(act, "fill")).standard_normal(64)).astype(dt)
     return [
         Battery("random", random),
         Battery("grid", _layout(act, grid, fill)),
-        Battery("edges", _layout(act, edges, fill)),
+        Battery("edges", _one_per_row(act, edges, fill)),
     ]
 
 

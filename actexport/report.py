@@ -31,34 +31,43 @@ class Cell:
     reason: str = ""
     exporter: str = ""
     stage: str = ""  # where an error or unavailability arose: export, load, run
+    opset: int | None = None
+    # Against the exact reference (the verdict):
     max_abs: float | None = None
     max_ulp: int | None = None
     ulp_budget: int | None = None
     atol: float | None = None
     worst_input: float | None = None
-    worst_expected: float | None = None
+    worst_expected: float | None = None  # the exact value at the worst input
     worst_actual: float | None = None
+    worst_torch: float | None = None  # eager PyTorch at the worst input
+    worst_spec: float | None = None  # onnx.reference at the worst input (ONNX cells)
     worst_battery: str | None = None
-    exact_max_ulp: int | None = None  # artifact vs the exact float64 reference
-    eager_exact_max_ulp: int | None = None  # eager PyTorch vs the exact float64 reference
-    deviates: str = ""  # when artifact and PyTorch disagree: artifact, pytorch, both or neither
     nan_mismatch: int | None = None
     inf_mismatch: int | None = None
     signed_zero_mismatch: int | None = None
     elements: int | None = None
+    special: list[str] = field(default_factory=list)  # special-value semantics that differ from exact
+    # Against eager PyTorch (reported beside the verdict):
+    torch_max_ulp: int | None = None
+    torch_max_abs: float | None = None
+    deviates: str = ""  # the side that deviates from exact: pytorch, export, runtime, both
+    ran_on: str = ""  # what really ran: the onnxruntime provider from get_providers(), or the device
     artifact: str | None = None
     seconds: float = 0.0
     log: str = ""
 
     @property
     def key(self) -> str:
-        return f"{self.activation} / {self.format} / {self.runtime} / {self.dtype}"
+        fmt = self.format if self.opset is None else f"{self.format}@{self.opset}"
+        return f"{self.activation} / {fmt} / {self.runtime} / {self.dtype}"
 
 
 @dataclass
 class Report:
     cells: list[Cell] = field(default_factory=list)
     exports: list[dict] = field(default_factory=list)
+    graphs: list[dict] = field(default_factory=list)
     environment: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
 
@@ -67,8 +76,11 @@ class Report:
         return {s: c.get(s, 0) for s in STATUSES}
 
     def exit_code(self) -> int:
-        """3 when an expected artifact could not be produced, 1 on fail/error/xpass, else 0."""
-        if any(c.status == "error" and c.stage == "export" for c in self.cells):
+        """4 when a provider asked for by name did not run, 3 when an expected artifact could not be
+        produced or is missing, 1 on fail/error/xpass, else 0."""
+        if any(c.status == "error" and c.stage == "provider" for c in self.cells):
+            return NO_PROVIDER
+        if any(c.status == "error" and c.stage in ("export", "missing") for c in self.cells):
             return NO_ARTIFACT
         if any(c.status in ("fail", "error", "xpass") for c in self.cells):
             return FAILED
@@ -85,6 +97,7 @@ class Report:
                 "exit_code": self.exit_code(),
             },
             "exports": self.exports,
+            "graphs": self.graphs,
             "cells": [{k: _finite(v) for k, v in asdict(c).items()} for c in self.cells],
         }
 
@@ -120,34 +133,93 @@ class Report:
         atomic_write(Path(path), lambda tmp: tree.write(tmp, encoding="utf-8", xml_declaration=True))
 
     def render(self, console) -> None:
-        """A matrix (activation x runtime) of status marks, then one line per cell that did not pass."""
+        """One matrix per dtype (activation x format/runtime) of status marks, then one line per
+        cell that did not pass, then the summary."""
         from rich.markup import escape  # noqa: PLC0415
         from rich.table import Table  # noqa: PLC0415
 
-        marks = {"pass": "[green]ok[/]", "fail": "[bold red]FAIL[/]", "xfail": "[yellow]xfail[/]",
-                 "xpass": "[bold red]XPASS[/]", "error": "[bold red]ERROR[/]", "skip": "[dim]skip[/]",
-                 "unavailable": "[dim]n/a[/]"}
-        columns = list(dict.fromkeys((c.format, c.runtime, c.dtype) for c in self.cells))
-        rows = list(dict.fromkeys(c.activation for c in self.cells))
-        by_key = {(c.activation, c.format, c.runtime, c.dtype): c for c in self.cells}
-        multi_dtype = len({c.dtype for c in self.cells}) > 1
-        table = Table(title="actexport verify", show_lines=False)
-        table.add_column("activation")
-        for fmt, rt, dt in columns:
-            table.add_column(f"{fmt}\n{rt}" + (f"\n{dt}" if multi_dtype else ""), justify="center")
-        table.add_column("max ULP", justify="right")
-        for act in rows:
-            cells = [by_key.get((act, *col)) for col in columns]
-            worst = max((c.max_ulp or 0 for c in cells if c), default=0)
-            table.add_row(escape(act), *[marks[c.status] if c else "" for c in cells], str(worst))
-        console.print(table)
+        for dtype in dict.fromkeys(c.dtype for c in self.cells):
+            cells = [c for c in self.cells if c.dtype == dtype]
+            columns = list(dict.fromkeys((c.format, c.opset, c.runtime) for c in cells))
+            by_key = {(c.activation, c.format, c.opset, c.runtime): c for c in cells}
+            table = Table(title=f"actexport verify: {dtype}, judged against the exact reference")
+            table.add_column("activation")
+            for fmt, opset, rt in columns:
+                table.add_column(f"{fmt}{'' if opset is None else '@' + str(opset)}\n{rt}", justify="center")
+            table.add_column("max ULP", justify="right")
+            for act in dict.fromkeys(c.activation for c in cells):
+                row = [by_key.get((act, *col)) for col in columns]
+                worst = max((c.max_ulp or 0 for c in row if c), default=0)
+                table.add_row(escape(act), *[_MARKS[c.status] if c else "" for c in row], str(worst))
+            console.print(table)
         for c in self.cells:
             if c.status != "pass":
                 console.print(f"[bold]{escape(c.key)}[/]: {c.status}: {escape(c.reason)}", highlight=False,
                               soft_wrap=True)
+        console.print(self.summary_line(), soft_wrap=True, highlight=False)
+
+    def summary_line(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
-        console.print(f"{len(self.cells)} cells: {counts} in {self.wall_seconds:.1f} s; exit code {self.exit_code()}",
-                      soft_wrap=True)
+        return f"{len(self.cells)} cells: {counts} in {self.wall_seconds:.1f} s; exit code {self.exit_code()}"
+
+    def deviations(self) -> list[str]:
+        """One line per deviation from the exact reference, grouped by activation."""
+        lines: list[str] = []
+        for act in dict.fromkeys(c.activation for c in self.cells):
+            cells = [c for c in self.cells if c.activation == act]
+            found = [c for c in cells if c.status in ("fail", "xfail", "xpass", "error") or c.deviates]
+            specials = {(c.dtype, c.runtime, s) for c in cells for s in c.special}
+            if not found and not specials:
+                continue
+            lines.append(f"{act}: {cells[0].module}")
+            for c in found:
+                fmt = c.format if c.opset is None else f"{c.format}@{c.opset}"
+                where = f"{c.dtype} {fmt} {c.runtime}: {c.status}"
+                if c.worst_input is None and c.max_ulp is None:
+                    lines.append(f"  {where}: {c.reason}")
+                    continue
+                values = [f"exact {_num(c.worst_expected)}", f"pytorch {_num(c.worst_torch)}",
+                          f"{'artifact' if c.format != 'eager' else 'eager'} {_num(c.worst_actual)}"]
+                if c.worst_spec is not None:
+                    values.append(f"onnx.reference {_num(c.worst_spec)}")
+                x = "x=" + _num(c.worst_input) if c.worst_input is not None else "element"
+                lines.append(f"  {where}, side {c.deviates or 'none'}: {x}: {', '.join(values)} "
+                             f"({c.max_ulp} ULP, budget {c.ulp_budget})")
+            for dtype, runtime, text in sorted(specials):
+                lines.append(f"  special values, {dtype} {runtime}: {text}")
+        return lines
+
+    def explain(self, console) -> None:
+        console.print("Deviations from the exact reference (grouped by activation):", highlight=False)
+        for line in self.deviations() or ["  none"]:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        multi = [g for g in self.graphs if "ort_cpu_max_ulp_vs_opset" in g]
+        if multi:
+            console.print("ONNX graphs by opset (op types, nodes; ort:cpu numerics against the first opset):")
+            for act in dict.fromkeys(g["activation"] for g in self.graphs):
+                for dtype in dict.fromkeys(g["dtype"] for g in self.graphs if g["activation"] == act):
+                    gs = [g for g in self.graphs if g["activation"] == act and g["dtype"] == dtype]
+                    parts = []
+                    for g in gs:
+                        diff = g.get("ort_cpu_max_ulp_vs_opset")
+                        change = "" if diff is None else (
+                            " identical" if not any(diff.values()) else f" differs by {max(diff.values())} ULP")
+                        parts.append(f"opset {g['opset']}: {'+'.join(g['op_types'] or [])} ({g['nodes']} nodes){change}")
+                    console.print(f"  {act} {dtype}: " + "; ".join(parts), markup=False, highlight=False,
+                                  soft_wrap=True)
+
+
+_MARKS = {"pass": "[green]ok[/]", "fail": "[bold red]FAIL[/]", "xfail": "[yellow]xfail[/]",
+          "xpass": "[bold red]XPASS[/]", "error": "[bold red]ERROR[/]", "skip": "[dim]skip[/]",
+          "unavailable": "[dim]n/a[/]"}
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v == 0:
+        return "-0" if math.copysign(1.0, v) < 0 else "0"
+    return repr(v) if math.isfinite(v) else str(v)
 
 
 def _finite(v):

@@ -1,4 +1,8 @@
-"""Orchestration only: builds the matrix activation x format x runtime x dtype and fills a Report."""
+"""Orchestration only: builds the matrix activation x format x runtime x dtype and fills a Report.
+
+Every cell is judged against the exact reference (the oracle, rounded once to the dtype); its
+distance to eager PyTorch is reported beside it, and eager PyTorch itself is a row of the matrix.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from typing import Callable
 import numpy as np
 
 from actexport import artifacts as art
-from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, get, select
-from actexport.compare import Comparison, badness, compare, merge
+from actexport.catalog import CATALOG, DTYPES, FORMATS, Activation, UsageError, select
+from actexport.compare import Comparison, badness, compare, merge, semantics, ulp_distance
 from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
 from actexport.exporters.onnx import kind as onnx_kind
@@ -34,9 +38,10 @@ class Options:
     formats: tuple[str, ...] = FORMATS
     providers: tuple[str, ...] = ("cpu",)
     dtypes: tuple[str, ...] = ("float32",)
-    opset: int = DEFAULT_OPSET
+    opsets: tuple[int, ...] = (DEFAULT_OPSET,)
     exporter: str = "dynamo"
     providers_explicit: bool = False
+    reference: bool = True  # run onnx.reference on every ONNX artifact (the third vote)
 
     def validate(self) -> None:
         for what, values, valid in (("format", self.formats, FORMATS), ("provider", self.providers, PROVIDERS),
@@ -47,7 +52,10 @@ class Options:
             if bad:
                 raise UsageError(f"unknown {what} {bad[0]!r}; valid: {', '.join(valid)}")
         if "onnx" in self.formats:
-            check_opset(self.opset, self.exporter)
+            if not self.opsets:
+                raise UsageError("no opset given")
+            for opset in self.opsets:
+                check_opset(opset, self.exporter)
 
 
 def check_providers(options: Options) -> None:
@@ -55,7 +63,7 @@ def check_providers(options: Options) -> None:
     if not options.providers_explicit:
         return
     for fmt in options.formats:
-        for rt in for_format(fmt, options.providers):
+        for rt in for_format(fmt, options.providers, reference=False):
             reason = rt.unavailable()
             if reason and rt.device != "cpu":
                 raise ProviderUnavailable(f"--providers {rt.device}: {rt.name} is not available: {reason}")
@@ -71,7 +79,7 @@ def verify(
 
     Args:
         ids: activation ids; all of the catalog when empty (or, with artifacts_dir, all in it).
-        options: formats, providers, dtypes, opset and exporter.
+        options: formats, providers, dtypes, opsets and exporter.
         artifacts_dir: verify the artifacts in this directory, as deployed, instead of exporting.
         progress: called with a short label after each step.
     """
@@ -80,9 +88,15 @@ def verify(
     manifest = None
     if artifacts_dir is not None:
         manifest = art.read_manifest(Path(artifacts_dir))
+        listed = {e["id"] for e in manifest["artifacts"]}
+        unknown = sorted(listed - {a.id for a in CATALOG})
+        if unknown:
+            raise UsageError(f"{artifacts_dir}/manifest.json lists activation(s) not in the catalog: "
+                             f"{', '.join(unknown)}; known: {', '.join(a.id for a in CATALOG)}")
         if not ids:
-            listed = {e["id"] for e in manifest["artifacts"]}
             acts = tuple(a for a in acts if a.id in listed)
+        if not acts:
+            raise UsageError(f"nothing to verify: {artifacts_dir}/manifest.json lists no artifact")
     check_providers(options)
 
     start = time.perf_counter()
@@ -90,16 +104,20 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="actexport-") as tmp:
         for act in acts:
             for dtype in options.dtypes:
-                _verify_activation(act, dtype, options, Path(tmp), artifacts_dir, manifest, report, progress)
+                run = _ActivationRun(act, dtype, options, report, progress or (lambda label: None))
+                run.execute(Path(tmp), artifacts_dir, manifest)
     report.wall_seconds = time.perf_counter() - start
     return report
 
 
 def plan_size(ids: list[str] | None, options: Options) -> int:
     """Number of progress steps verify() will report (one per artifact and per cell)."""
-    acts = select(ids)
-    per_fmt = len(options.providers) + 1
-    return len(acts) * len(options.dtypes) * len(options.formats) * per_fmt
+    per_dtype = len(options.providers)  # eager rows
+    for fmt in options.formats:
+        opsets = len(options.opsets) if fmt == "onnx" else 1
+        runtimes = len(options.providers) + (1 if fmt == "onnx" and options.reference else 0)
+        per_dtype += opsets * (1 + runtimes)
+    return len(select(ids)) * len(options.dtypes) * per_dtype
 
 
 def environment(options: Options) -> dict:
@@ -107,7 +125,7 @@ def environment(options: Options) -> dict:
 
     env: dict = {"versions": art.versions(), "options": {
         "formats": list(options.formats), "providers": list(options.providers), "dtypes": list(options.dtypes),
-        "opset": options.opset, "exporter": options.exporter}}
+        "opsets": list(options.opsets), "exporter": options.exporter}}
     try:
         import onnxruntime as ort  # noqa: PLC0415
 
@@ -120,134 +138,197 @@ def environment(options: Options) -> dict:
     return env
 
 
-def _verify_activation(act: Activation, dtype: str, options: Options, tmp: Path, artifacts_dir: Path | None,
-                       manifest: dict | None, report: Report, progress: Progress | None) -> None:
-    tick = progress or (lambda label: None)
-    inputs = batteries(act, dtype)
-    refs, eager_error = _references(act, dtype, inputs)
-    for fmt in options.formats:
-        if artifacts_dir is None:
-            result = art.export_artifact(act, fmt, dtype, tmp, options.opset, options.exporter)
-            report.exports.append(_export_record(act, dtype, result))
-        else:
-            result = _from_manifest(act, fmt, dtype, Path(artifacts_dir), manifest)
-        tick(f"{act.id} {fmt}")
-        for rt in for_format(fmt, options.providers):
-            cell = Cell(act.id, act.module_repr, fmt, rt.name, dtype, status="pass", exporter=result.exporter,
-                        artifact=str(result.path) if result.path else None)
-            t0 = time.perf_counter()
-            _fill(cell, act, rt, result, inputs, refs, eager_error)
+@dataclass
+class _Outputs:
+    """One runtime's outputs on every battery, and its verdict against the exact reference."""
+
+    values: list[np.ndarray]
+    ok: bool
+
+
+class _ActivationRun:
+    """The cells of one activation in one dtype: eager rows, then every artifact in every runtime."""
+
+    def __init__(self, act: Activation, dtype: str, options: Options, report: Report, tick: Progress) -> None:
+        self.act, self.dtype, self.options, self.report, self.tick = act, dtype, options, report, tick
+        self.inputs: list[Battery] = batteries(act, dtype)
+        with np.errstate(over="ignore"):  # values past the dtype's max round to inf, as they should
+            self.exact = [act.oracle(b.x).astype(b.x.dtype) for b in self.inputs]
+        self.budget = act.budget(dtype)
+        self.eager: dict[str, _Outputs] = {}  # by device
+
+    def execute(self, tmp: Path, artifacts_dir: Path | None, manifest: dict | None) -> None:
+        for device in self.options.providers:
+            self._eager_cell(device)
+        for fmt in self.options.formats:
+            opsets = self.options.opsets if fmt == "onnx" else (None,)
+            ort_by_opset: dict[int, _Outputs] = {}
+            for n, opset in enumerate(opsets):
+                if artifacts_dir is None:
+                    result = art.export_artifact(self.act, fmt, self.dtype, tmp, opset or DEFAULT_OPSET,
+                                                 self.options.exporter, primary=n == 0)
+                    self.report.exports.append(_export_record(self.act, self.dtype, result))
+                else:
+                    result = _from_manifest(self.act, fmt, self.dtype, opset, Path(artifacts_dir), manifest)
+                self.tick(f"{self.act.id} {fmt}")
+                spec: _Outputs | None = None
+                for rt in for_format(fmt, self.options.providers, reference=self.options.reference):
+                    outputs = self._artifact_cell(rt, result, opset, spec)
+                    if rt.name == "onnx.reference":
+                        spec = outputs
+                    if rt.name == "ort:cpu" and outputs is not None:
+                        ort_by_opset[opset] = outputs
+                    self.tick(f"{self.act.id} {fmt} {rt.name}")
+                if fmt == "onnx":
+                    self._graph_record(result, opset, ort_by_opset)
+
+    # -- cells -------------------------------------------------------------------------------
+
+    def _new_cell(self, fmt: str, runtime: str, **kw) -> Cell:
+        cell = Cell(self.act.id, self.act.module_repr, fmt, runtime, self.dtype, status="pass", **kw)
+        cell.ulp_budget, cell.atol = self.budget.ulp, self.budget.atol
+        self.report.cells.append(cell)
+        return cell
+
+    def _eager_cell(self, device: str) -> None:
+        cell = self._new_cell("eager", f"eager:{device}")
+        t0 = time.perf_counter()
+        try:
+            rt = EagerRuntime(self.act, self.dtype, device)
+            reason = rt.unavailable()
+            if reason:
+                cell.status, cell.stage, cell.reason = "unavailable", "load", reason
+                return
+            values = [rt.infer(b.x) for b in self.inputs]
+        except Exception as e:  # noqa: BLE001
+            cell.status, cell.stage = "unavailable", "run"
+            cell.reason = f"eager PyTorch cannot run {self.act.id} in {self.dtype} on {device}: {type(e).__name__}: {e}"
+            return
+        finally:
             cell.seconds = time.perf_counter() - t0
-            report.cells.append(cell)
-            tick(f"{act.id} {fmt} {rt.name}")
+            self.tick(f"{self.act.id} eager:{device}")
+        ok = self._judge(cell, values, torch_ref=None, spec=None)
+        self.eager[device] = _Outputs(values, ok)
+
+    def _artifact_cell(self, rt: Runtime, result: ExportResult, opset: int | None, spec: _Outputs | None):
+        fmt = result.format
+        exporter_kind = onnx_kind(result.exporter) if fmt == "onnx" else None
+        cell = self._new_cell(fmt, rt.name, exporter=result.exporter, opset=result.opset or opset,
+                              artifact=str(result.path) if result.path else None)
+        if result.unavailable:
+            cell.status, cell.stage, cell.reason = "unavailable", "export", result.unavailable
+            return None
+        if not result.ok:
+            cell.stage, cell.log = result.details.get("stage", "export"), result.log[-4000:]
+            # Only a declared "cannot be exported" excuses a missing artifact, and only when the
+            # exporter (or the manifest) says none was produced, never a file that went missing.
+            xfail = self.act.xfail(fmt, rt.name, self.dtype, exporter_kind, no_artifact=True)
+            cell.status = "xfail" if xfail and cell.stage == "export" else "error"
+            cell.reason = f"no artifact: {result.error}"
+            if cell.status == "xfail":
+                cell.reason = f"{xfail.reason} [{cell.reason}]"
+            return None
+        reason = rt.unavailable()
+        if reason:
+            cell.status, cell.stage, cell.reason = "unavailable", "load", reason
+            return None
+        stage = "load"
+        t0 = time.perf_counter()
+        try:
+            rt.load(result.path)
+            cell.ran_on = rt.ran_on
+            stage = "run"
+            values = [rt.infer(b.x) for b in self.inputs]
+        except RuntimeUnavailable as e:
+            cell.status, cell.stage, cell.reason = "unavailable", stage, str(e)
+            if rt.device != "cpu" and self.options.providers_explicit and stage == "load":
+                # NOTE: asked for by name, a provider that does not run is an error (exit 4), not n/a.
+                cell.status, cell.stage = "error", "provider"
+            return None
+        except Exception as e:  # noqa: BLE001  (one broken cell must not stop the matrix)
+            cell.status, cell.stage, cell.reason = "error", stage, f"{type(e).__name__}: {str(e)[:300]}"
+            return None
+        finally:
+            rt.close()
+            cell.seconds = time.perf_counter() - t0
+        torch_ref = self.eager.get(rt.device) or self.eager.get("cpu")
+        ok = self._judge(cell, values, torch_ref=torch_ref, spec=spec if rt.name != "onnx.reference" else None)
+        return _Outputs(values, ok)
+
+    # -- judging -----------------------------------------------------------------------------
+
+    def _judge(self, cell: Cell, values: list[np.ndarray], torch_ref: _Outputs | None, spec: _Outputs | None) -> bool:
+        """Fills the cell's metrics, verdict and status; returns whether it is within budget of exact."""
+        vs_exact = [compare(v, e, b.x, self.budget) for v, e, b in zip(values, self.exact, self.inputs)]
+        c = merge(vs_exact)
+        k = vs_exact.index(max(vs_exact, key=badness))
+        cell.worst_battery = self.inputs[k].name
+        cell.max_abs, cell.max_ulp = c.max_abs, c.max_ulp
+        cell.worst_input, cell.worst_expected, cell.worst_actual = c.worst_input, c.worst_expected, c.worst_actual
+        cell.nan_mismatch, cell.inf_mismatch = c.nan_mismatch, c.inf_mismatch
+        cell.signed_zero_mismatch, cell.elements = c.signed_zero_mismatch, c.n
+        edges = next(i for i, b in enumerate(self.inputs) if b.name == "edges")
+        cell.special = semantics(self.inputs[edges].x, values[edges], self.exact[edges])
+
+        agrees_with_torch = None
+        if torch_ref is not None:
+            vs_torch = merge([compare(v, t, b.x, self.budget) for v, t, b in zip(values, torch_ref.values, self.inputs)])
+            cell.torch_max_ulp, cell.torch_max_abs = vs_torch.max_ulp, vs_torch.max_abs
+            agrees_with_torch = vs_torch.ok
+            if c.worst_index is not None:
+                cell.worst_torch = float(torch_ref.values[k].astype(np.float64).reshape(-1)[c.worst_index])
+        if spec is not None and c.worst_index is not None:
+            cell.worst_spec = float(spec.values[k].astype(np.float64).reshape(-1)[c.worst_index])
+        cell.deviates = _side(cell, c.ok, torch_ref, agrees_with_torch, spec)
+
+        xfail = self.act.xfail(cell.format, cell.runtime, cell.dtype,
+                               onnx_kind(cell.exporter) if cell.format == "onnx" else None)
+        detail = f"vs exact ({cell.worst_battery} inputs): {c.describe()}"
+        if cell.deviates:
+            detail += f"; deviating side: {cell.deviates}"
+        if torch_ref is not None and not agrees_with_torch:
+            detail += f"; {cell.torch_max_ulp} ULP from eager PyTorch"
+        special = c.nan_mismatch + c.inf_mismatch
+        if c.ok:
+            cell.status = "xpass" if xfail else "pass"
+            if xfail:
+                cell.reason = f"declared deviation no longer happens ({xfail.reason}); remove the xfail"
+            elif c.signed_zero_mismatch or cell.deviates:
+                cell.reason = detail
+        elif xfail and xfail.covers(c.max_ulp, c.max_abs, special):
+            cell.status, cell.reason = "xfail", f"{xfail.reason} [{detail}]"
+        else:
+            cell.status, cell.reason = "fail", detail
+            if xfail:
+                cell.reason += (f"; beyond the declared deviation (max {xfail.max_ulp} ULP or abs "
+                                f"{xfail.max_abs}, {xfail.max_special} NaN/inf mismatches): {xfail.reason}")
+        return c.ok
+
+    def _graph_record(self, result: ExportResult, opset: int | None, ort_by_opset: dict) -> None:
+        record = {"activation": self.act.id, "dtype": self.dtype, "opset": result.opset or opset,
+                  "op_types": result.details.get("op_types"), "nodes": result.details.get("nodes")}
+        first = next(iter(ort_by_opset), None)
+        if first is not None and opset in ort_by_opset and opset != first:
+            record["ort_cpu_max_ulp_vs_opset"] = {
+                str(first): int(max(int(np.max(ulp_distance(a, b), initial=0))
+                                    for a, b in zip(ort_by_opset[opset].values, ort_by_opset[first].values)))
+            }
+        self.report.graphs.append(record)
 
 
-@dataclass(frozen=True)
-class References:
-    """What every artifact of one activation and dtype is compared with, per battery."""
-
-    eager: list[np.ndarray]
-    exact: list[np.ndarray]  # the float64 oracle, rounded once to the dtype
-    eager_vs_exact: Comparison
-
-
-def _references(act: Activation, dtype: str, inputs: list[Battery]) -> tuple[References | None, str | None]:
-    try:
-        eager = EagerRuntime(act, dtype)
-        outs = [eager.infer(b.x) for b in inputs]
-    except Exception as e:  # noqa: BLE001
-        return None, f"eager PyTorch cannot run {act.id} in {dtype}: {type(e).__name__}: {e}"
-    with np.errstate(over="ignore"):  # values past the dtype's max round to inf, as they should
-        exact = [act.oracle(b.x).astype(b.x.dtype) for b in inputs]
-    budget = act.budget(dtype)
-    vs = merge([compare(o, e, b.x, budget) for o, e, b in zip(outs, exact, inputs)])
-    return References(outs, exact, vs), None
-
-
-def _fill(cell: Cell, act: Activation, rt: Runtime, result: ExportResult, inputs: list[Battery],
-          refs: References | None, eager_error: str | None) -> None:
-    """Sets the status, reason and metrics of one cell."""
-    xfail = act.xfail(cell.format, cell.runtime, cell.dtype, onnx_kind(result.exporter) if cell.format == "onnx" else None)
-    if result.unavailable:
-        cell.status, cell.stage, cell.reason = "unavailable", "export", result.unavailable
-        return
-    if not result.ok:
-        cell.stage, cell.log = result.details.get("stage", "export"), result.log[-4000:]
-        cell.status = "xfail" if xfail and cell.stage == "export" else "error"
-        cell.reason = f"no artifact: {result.error}"
-        if cell.status == "xfail":
-            cell.reason = f"{xfail.reason} [{cell.reason}]"
-        return
-    reason = rt.unavailable()
-    if reason:
-        cell.status, cell.stage, cell.reason = "unavailable", "load", reason
-        return
-    if eager_error:
-        cell.status, cell.stage, cell.reason = "unavailable", "run", eager_error
-        return
-    stage = "load"
-    try:
-        rt.load(result.path)
-        stage = "run"
-        budget = act.budget(cell.dtype)
-        vs_eager: list[Comparison] = []
-        vs_exact: list[Comparison] = []
-        for battery, eager, exact in zip(inputs, refs.eager, refs.exact):
-            got = rt.infer(battery.x)
-            vs_eager.append(compare(got, eager, battery.x, budget))
-            vs_exact.append(compare(got, exact, battery.x, budget))
-    except RuntimeUnavailable as e:
-        cell.status, cell.stage, cell.reason = "unavailable", stage, str(e)
-        return
-    except Exception as e:  # noqa: BLE001  (one broken cell must not stop the matrix)
-        cell.status, cell.stage, cell.reason = "error", stage, f"{type(e).__name__}: {str(e)[:300]}"
-        return
-    finally:
-        rt.close()
-    _judge(cell, act, inputs, vs_eager, merge(vs_exact), refs.eager_vs_exact, xfail)
-
-
-def _side(vs_eager: Comparison, artifact_exact: Comparison, eager_exact: Comparison) -> str:
-    """Which side deviates from the exact result, when the artifact and PyTorch disagree."""
-    if vs_eager.ok:
-        return ""
-    if artifact_exact.ok and eager_exact.ok:
-        return "neither: each is within budget of the exact result, they differ from each other"
-    if artifact_exact.ok:
-        return "pytorch"
-    if eager_exact.ok:
-        return "artifact"
-    return "both"
-
-
-def _judge(cell: Cell, act: Activation, inputs: list[Battery], parts: list[Comparison],
-           artifact_exact: Comparison, eager_exact: Comparison, xfail) -> None:
-    c = merge(parts)
-    worst_part = parts.index(max(parts, key=badness))
-    cell.worst_battery = inputs[worst_part].name
-    cell.exact_max_ulp, cell.eager_exact_max_ulp = artifact_exact.max_ulp, eager_exact.max_ulp
-    cell.deviates = _side(c, artifact_exact, eager_exact)
-    cell.max_abs, cell.max_ulp = c.max_abs, c.max_ulp
-    cell.ulp_budget, cell.atol = c.budget.ulp, c.budget.atol
-    cell.worst_input, cell.worst_expected, cell.worst_actual = c.worst_input, c.worst_expected, c.worst_actual
-    cell.nan_mismatch, cell.inf_mismatch = c.nan_mismatch, c.inf_mismatch
-    cell.signed_zero_mismatch, cell.elements = c.signed_zero_mismatch, c.n
-    detail = f"vs eager PyTorch ({cell.worst_battery} inputs): {c.describe()}"
-    if cell.deviates:
-        detail += (f"; vs exact float64: artifact {_summary(artifact_exact)}, PyTorch {_summary(eager_exact)}"
-                   f"; deviating side: {cell.deviates}")
-    if c.ok:
-        cell.status = "xpass" if xfail else "pass"
-        cell.reason = (f"declared deviation no longer happens ({xfail.reason}); remove the xfail" if xfail
-                       else (c.describe() if c.signed_zero_mismatch else ""))
-    else:
-        cell.status = "xfail" if xfail else "fail"
-        cell.reason = f"{xfail.reason} [{detail}]" if xfail else detail
-
-
-def _summary(c: Comparison) -> str:
-    bad = [f"{n} {what}" for n, what in ((c.nan_mismatch, "NaN"), (c.inf_mismatch, "inf")) if n]
-    return f"max {c.max_ulp} ULP" + (f" and {', '.join(bad)} mismatch(es)" if bad else "")
+def _side(cell: Cell, ok: bool, torch_ref: _Outputs | None, agrees_with_torch: bool | None,
+          spec: _Outputs | None) -> str:
+    """Which side deviates from the exact result: pytorch, export, runtime or both ("" if none)."""
+    if cell.format == "eager":
+        return "" if ok else "pytorch"
+    torch_ok = torch_ref.ok if torch_ref is not None else True
+    if ok:
+        return "" if torch_ok else "pytorch"  # the artifact is right where PyTorch is not
+    if not torch_ok:
+        return "pytorch" if agrees_with_torch else "both"
+    if cell.format == "onnx" and cell.runtime != "onnx.reference" and spec is not None:
+        return "runtime" if spec.ok else "export"
+    return "export"
 
 
 def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
@@ -256,21 +337,27 @@ def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
             **({"log": r.log[-4000:]} if not r.ok and r.log else {}), **r.details}
 
 
-def _from_manifest(act: Activation, fmt: str, dtype: str, dir: Path, manifest: dict) -> ExportResult:
+def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir: Path, manifest: dict) -> ExportResult:
     """The artifact as deployed in `dir`, checked against its manifest entry (path and sha256)."""
-    entry = next((e for e in manifest["artifacts"]
-                  if e["id"] == act.id and e["format"] == fmt and e["dtype"] == dtype), None)
-    if entry is None:
-        return ExportResult(fmt, None, "", error=f"{dir}/manifest.json lists no {fmt} {dtype} artifact for {act.id}")
+    entries = [e for e in manifest["artifacts"] if e["id"] == act.id and e["format"] == fmt and e["dtype"] == dtype]
+    if fmt == "onnx":
+        entries = [e for e in entries if e.get("opset") == opset]
+    if not entries:
+        what = f"{fmt} {dtype}" + (f" opset {opset}" if fmt == "onnx" else "")
+        return ExportResult(fmt, None, "", details={"stage": "export"},
+                            error=f"{dir}/manifest.json lists no {what} artifact for {act.id}")
+    entry = entries[0]
     path = dir / entry["path"]
     if not path.is_file():
-        return ExportResult(fmt, None, entry.get("exporter", ""), error=f"{path} is listed in the manifest but missing")
+        return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "missing"},
+                            error=f"{path} is listed in the manifest but missing")
     digest = art.sha256(path)
     if digest != entry["sha256"]:
         # NOTE: a changed file is an integrity failure (exit 1), not a missing artifact (exit 3).
         return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "integrity"},
                             error=f"{path} changed since export: sha256 {digest[:12]} != manifest {entry['sha256'][:12]}")
-    return ExportResult(fmt, path, entry.get("exporter", ""), opset=entry.get("opset"))
+    return ExportResult(fmt, path, entry.get("exporter", ""), opset=entry.get("opset"),
+                        details=entry.get("details", {}))
 
 
-__all__ = ["Options", "ProviderUnavailable", "verify", "plan_size", "get"]
+__all__ = ["Options", "ProviderUnavailable", "verify", "plan_size"]

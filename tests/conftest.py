@@ -17,7 +17,7 @@ from actexport.verify import Options, verify
 def exported(tmp_path_factory) -> Path:
     """The whole catalog in all three formats, float32, as `actexport export --all` writes it."""
     out = tmp_path_factory.mktemp("models")
-    export_all(catalog.CATALOG, catalog.FORMATS, ("float32",), out, DEFAULT_OPSET, "dynamo")
+    export_all(catalog.CATALOG, catalog.FORMATS, ("float32",), out, (DEFAULT_OPSET,), "dynamo")
     return out
 
 

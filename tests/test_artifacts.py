@@ -28,7 +28,7 @@ def test_manifest_lists_every_artifact_with_its_checksum(exported):
 
 def test_exporting_a_subset_keeps_the_rest_of_the_manifest(artifacts_copy):
     before = {(e["id"], e["format"]) for e in read_manifest(artifacts_copy)["artifacts"]}
-    export_all((catalog.get("relu"),), ("pt2",), ("float32",), artifacts_copy, 18, "dynamo")
+    export_all((catalog.get("relu"),), ("pt2",), ("float32",), artifacts_copy, (18,), "dynamo")
     after = read_manifest(artifacts_copy)["artifacts"]
     assert {(e["id"], e["format"]) for e in after} == before
     assert len(after) == len(before)
@@ -62,7 +62,7 @@ def test_unwritable_output_directory_writes_nothing(tmp_path, monkeypatch):
     # simulated rather than produced with chmod.
     monkeypatch.setattr(artifacts.os, "access", lambda path, mode: False)
     with pytest.raises(UsageError, match="cannot be written"):
-        export_all((catalog.get("relu"),), ("onnx",), ("float32",), tmp_path / "models", 18, "dynamo")
+        export_all((catalog.get("relu"),), ("onnx",), ("float32",), tmp_path / "models", (18,), "dynamo")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -70,7 +70,7 @@ def test_output_path_that_is_a_file_writes_nothing(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(UsageError, match="is not a directory"):
-        export_all((catalog.get("relu"),), ("onnx",), ("float32",), f / "models", 18, "dynamo")
+        export_all((catalog.get("relu"),), ("onnx",), ("float32",), f / "models", (18,), "dynamo")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 

@@ -84,6 +84,12 @@ def root_cause(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0] if lines else ''}"[:500]
 
 
+def tensor_spec(name: str, t, dynamic: list[int]) -> dict:
+    """{name, dtype, shape} of a torch tensor, its dynamic dims named d<i>."""
+    shape = [f"d{i}" if i in dynamic else int(n) for i, n in enumerate(t.shape)]
+    return {"name": name, "dtype": str(t.dtype).removeprefix("torch."), "shape": shape}
+
+
 def dynamic_dims(shape: tuple[int, ...], static_dims: tuple[int, ...]) -> list[int]:
     """The dims of an example shape that the artifact leaves dynamic."""
     return [i for i in range(len(shape)) if i not in static_dims]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -91,7 +92,13 @@ def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, 
             details={"op_types": sorted({n.op_type for n in model.graph.node}), "nodes": len(model.graph.node)},
         )
 
-    return guarded("onnx", name, run)
+    result = guarded("onnx", name, run)
+    if result.error and "has unsupported type: tensor(" in result.error:
+        # NOTE: the ONNX opset defines no kernel of this op for this dtype (bfloat16 Elu, say): the
+        # format cannot express the model, which is "unavailable", not a failure of the exporter.
+        return replace(result, error=None, unavailable=f"ONNX opset {opset} cannot express this model in "
+                       f"{dtype}: {result.error}")
+    return result
 
 
 def _legacy_available() -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from actexport.catalog import Activation
-from actexport.exporters import ExportResult, atomic_write, dynamic_dims, guarded
+from actexport.exporters import ExportResult, atomic_write, dynamic_dims, guarded, tensor_spec
 from actexport.inputs import example, torch_dtype
 
 
@@ -25,9 +25,13 @@ def export(act: Activation, dtype: str, path: Path) -> ExportResult:
     def run() -> ExportResult:
         module = act.module().to(torch_dtype(dtype))
         x = example(act, dtype)
-        spec = ({i: torch.export.Dim.AUTO for i in dynamic_dims(act.shape, act.static_dims)},)
+        dims = dynamic_dims(act.shape, act.static_dims)
+        spec = ({i: torch.export.Dim.AUTO for i in dims},)
         program = torch.export.export(module, (x,), dynamic_shapes=spec)
         atomic_write(path, lambda tmp: torch.export.save(program, str(tmp)))
-        return ExportResult("pt2", path, "torch.export.export")
+        with torch.no_grad():
+            y = module(x)
+        return ExportResult("pt2", path, "torch.export.export", inputs=(tensor_spec("input", x, dims),),
+                            outputs=(tensor_spec("output", y, dims),))
 
     return guarded("pt2", "torch.export", run)

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from actexport.catalog import Activation
-from actexport.exporters import ExportResult, atomic_write, guarded
+from actexport.exporters import ExportResult, atomic_write, dynamic_dims, guarded, tensor_spec
 from actexport.inputs import example, torch_dtype
 
 
@@ -31,10 +31,11 @@ def export(act: Activation, dtype: str, path: Path) -> ExportResult:
             scripted, how, why = torch.jit.trace(module, (x,)), "torch.jit.trace", f"script failed: {e}"
         atomic_write(path, lambda tmp: torch.jit.save(scripted, str(tmp)))
         details = {"script_error": why} if why else {}
-        return ExportResult("torchscript", path, how, inputs=(_spec(x),), details=details)
+        dims = dynamic_dims(act.shape, act.static_dims) if how == "torch.jit.script" else []
+        with torch.no_grad():
+            y = module(x)
+        return ExportResult("torchscript", path, how, inputs=(tensor_spec("input", x, dims),),
+                            outputs=(tensor_spec("output", y, dims),), details=details)
 
     return guarded("torchscript", "torch.jit", run)
 
-
-def _spec(x: torch.Tensor) -> dict:
-    return {"name": "input", "dtype": str(x.dtype).removeprefix("torch."), "shape": list(x.shape)}

@@ -23,6 +23,7 @@ class Runtime:
     name = ""
     format = ""
     device = "cpu"
+    ran_on = ""  # set by load(): what really runs (a provider, a device)
 
     def unavailable(self) -> str | None:
         """None when this runtime can run here, else the reason it cannot."""
@@ -51,12 +52,14 @@ class Runtime:
         self.close()
 
 
-def for_format(format: str, providers: tuple[str, ...]) -> list[Runtime]:
-    """The runtimes that run one artifact format, one per provider (device)."""
+def for_format(format: str, providers: tuple[str, ...], reference: bool = True) -> list[Runtime]:
+    """The runtimes that run one artifact format: one per provider (device), and for ONNX the
+    specification's reference evaluator first (its verdict is needed to judge onnxruntime)."""
     if format == "onnx":
         from actexport.runtimes.onnxrt import OrtRuntime  # noqa: PLC0415
+        from actexport.runtimes.reference import ReferenceRuntime  # noqa: PLC0415
 
-        return [OrtRuntime(p) for p in providers]
+        return ([ReferenceRuntime()] if reference else []) + [OrtRuntime(p) for p in providers]
     if format == "torchscript":
         from actexport.runtimes.torchscript import TorchScriptRuntime  # noqa: PLC0415
 

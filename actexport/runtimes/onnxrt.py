@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 from importlib import metadata
 from pathlib import Path
 
@@ -12,14 +13,18 @@ from actexport.runtimes import Runtime, RuntimeUnavailable
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
+# Distributions that install the `onnxruntime` module itself (not add-ons such as onnxruntime-genai).
+_ORT_DISTRIBUTIONS = {
+    "onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino", "onnxruntime-qnn",
+    "onnxruntime-rocm", "onnxruntime-silicon", "onnxruntime-training", "onnxruntime-cann",
+    "ort-nightly", "ort-nightly-gpu", "ort-nightly-directml",
+}
+
+
 def installed_distributions() -> list[str]:
     """The installed distributions that provide the `onnxruntime` module (onnxruntime, -gpu, ...)."""
-    names = set()
-    for dist in metadata.distributions():
-        name = (dist.metadata["Name"] or "").lower().replace("_", "-")
-        if name == "onnxruntime" or name.startswith("onnxruntime-") and "extensions" not in name:
-            names.add(name)
-    return sorted(names)
+    names = {(d.metadata["Name"] or "").lower().replace("_", "-") for d in metadata.distributions()}
+    return sorted(names & _ORT_DISTRIBUTIONS)
 
 
 def double_install() -> str | None:
@@ -83,9 +88,24 @@ class OrtRuntime(Runtime):
                 "load (for CUDA: check the CUDA and cuDNN libraries onnxruntime-gpu needs)"
             )
         self.input_name = self.session.get_inputs()[0].name
+        self.ran_on = running[0]
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        if x.dtype.name == "bfloat16":
+            return self._run_bfloat16(x)
         return self.session.run(None, {self.input_name: x})[0]
+
+    def _run_bfloat16(self, x: np.ndarray) -> np.ndarray:
+        """onnxruntime's numpy bridge has no bfloat16: pass raw 16-bit words in and copy them out."""
+        import onnxruntime as ort  # noqa: PLC0415
+        from onnx import TensorProto  # noqa: PLC0415
+
+        value = ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
+            np.ascontiguousarray(x).view(np.uint16), TensorProto.BFLOAT16)
+        (out,) = self.session.run_with_ort_values(None, {self.input_name: value})
+        shape = tuple(out.shape())
+        words = (ctypes.c_uint16 * int(np.prod(shape))).from_address(out.data_ptr())
+        return np.frombuffer(words, np.uint16).copy().view(x.dtype).reshape(shape)
 
     def close(self) -> None:
         self.session = None

@@ -20,6 +20,7 @@ class TorchModuleRuntime(Runtime):
 
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
+        self.ran_on = device
         self.module = None
 
     def unavailable(self) -> str | None:
