@@ -59,6 +59,7 @@ class Comparison:
     signed_zero_mismatch: int
     over_budget: int
     budget: Budget
+    over_abs: float = 0.0  # the largest absolute error among the elements over budget
 
     @property
     def ok(self) -> bool:
@@ -137,6 +138,7 @@ def compare(actual: np.ndarray, expected: np.ndarray, x: np.ndarray, budget: Bud
         signed_zero_mismatch=int(zero_bad.sum()),
         over_budget=int(over.sum()),
         budget=budget,
+        over_abs=float(abs_err[over].max()) if over.any() else 0.0,
     )
 
 
@@ -167,6 +169,7 @@ def merge(parts: list[Comparison]) -> Comparison:
         signed_zero_mismatch=sum(c.signed_zero_mismatch for c in parts),
         over_budget=sum(c.over_budget for c in parts),
         budget=worst.budget,
+        over_abs=max(c.over_abs for c in parts),
     )
 
 

@@ -263,7 +263,7 @@ class _ActivationRun:
         c = merge(vs_exact)
         k = vs_exact.index(max(vs_exact, key=badness))
         cell.worst_battery = self.inputs[k].name
-        cell.max_abs, cell.max_ulp = c.max_abs, c.max_ulp
+        cell.max_abs, cell.max_ulp, cell.over_abs = c.max_abs, c.max_ulp, c.over_abs
         cell.worst_input, cell.worst_expected, cell.worst_actual = c.worst_input, c.worst_expected, c.worst_actual
         cell.nan_mismatch, cell.inf_mismatch = c.nan_mismatch, c.inf_mismatch
         cell.signed_zero_mismatch, cell.elements = c.signed_zero_mismatch, c.n
@@ -295,7 +295,7 @@ class _ActivationRun:
                 cell.reason = f"declared deviation no longer happens ({xfail.reason}); remove the xfail"
             elif c.signed_zero_mismatch or cell.deviates:
                 cell.reason = detail
-        elif xfail and xfail.covers(c.max_ulp, c.max_abs, special):
+        elif xfail and xfail.covers(c.max_ulp, c.over_abs, special):
             cell.status, cell.reason = "xfail", f"{xfail.reason} [{detail}]"
         else:
             cell.status, cell.reason = "fail", detail

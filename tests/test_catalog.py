@@ -85,3 +85,9 @@ def test_every_declared_deviation_names_its_side():
     for act in CATALOG:
         for x in act.xfails:
             assert "side:" in x.reason, f"{act.id}: {x.reason}"
+
+
+def test_every_numerical_declaration_is_bounded():
+    for act in CATALOG:
+        for x in act.xfails:
+            assert x.no_artifact or x.max_ulp is not None or x.max_abs is not None, f"{act.id}: {x.reason}"

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actexport.catalog import Budget
-from actexport.compare import compare, merge, ordered, ulp_distance
+from actexport.compare import compare, merge, ordered, semantics, ulp_distance
 from actexport.inputs import finfo, np_dtype
 
 DTYPES = ["float16", "bfloat16", "float32", "float64"]
@@ -83,7 +83,7 @@ def test_ulp_distance_is_additive_along_the_line(a, b, c):
 
 
 def test_compare_counts_nan_inf_and_signed_zero():
-    x = np.array([1.0, 2.0, 3.0, 4.0, 5.0], np.float32)
+    x = np.array([1.0, 2.0, -0.0, 4.0, 5.0], np.float32)
     want = np.array([np.nan, np.inf, 0.0, 1.0, -np.inf], np.float32)
     got = np.array([0.0, 3.4e38, -0.0, 1.0, -np.inf], np.float32)
     c = compare(got, want, x, TIGHT)
@@ -123,3 +123,24 @@ def test_merge_keeps_the_worst_part():
     bad = compare(np.array([np.nan, 0], np.float32), np.zeros(2, np.float32), np.array([7.0, 0], np.float32), TIGHT)
     m = merge([good, bad])
     assert m.n == 4 and m.nan_mismatch == 1 and m.worst_input == 7.0 and not m.ok
+
+
+def test_equal_infinities_have_no_error_and_merge_is_order_free():
+    x = np.array([1.0, 2.0], np.float32)
+    inf = compare(np.array([np.inf, 1.0], np.float32), np.array([np.inf, np.nextafter(np.float32(1), np.float32(2))],
+                                                                   np.float32), x, TIGHT)
+    assert inf.max_abs > 0 and np.isfinite(inf.max_abs) and inf.worst_input == 2.0
+    other = compare(np.zeros(2, np.float32), np.zeros(2, np.float32), x, TIGHT)
+    a, b = merge([inf, other]), merge([other, inf])
+    assert (a.max_abs, a.max_ulp, a.worst_input) == (b.max_abs, b.max_ulp, b.worst_input)
+
+
+def test_semantics_names_special_value_changes():
+    x = np.array([np.nan, -0.0, 3.4e38, 0.5], np.float32)
+    got = np.array([0.0, 0.0, np.inf, -0.0], np.float32)
+    exact = np.array([np.nan, -0.0, 3.4e38, 0.0], np.float32)
+    lines = semantics(x, got, exact)
+    assert "x=NaN: +0 out, exact NaN" in lines
+    assert "x=-0: +0 out, exact -0" in lines
+    assert "x=3.4e+38: +inf out, exact 3.4e+38" in lines
+    assert len(lines) == 3  # the sign of a zero output for a non-zero input has no meaning

@@ -16,7 +16,7 @@ HAS_ORT_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
 
 def test_cpu_runtimes_are_available_and_named():
     names = [rt.name for f in ("onnx", "torchscript", "pt2") for rt in for_format(f, ("cpu",))]
-    assert names == ["ort:cpu", "torchscript:cpu", "pt2:cpu"]
+    assert names == ["onnx.reference", "ort:cpu", "torchscript:cpu", "pt2:cpu"]
     assert all(rt.unavailable() is None for f in ("onnx", "torchscript", "pt2") for rt in for_format(f, ("cpu",)))
 
 
