@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import os
 import sys
 import tempfile
@@ -41,7 +40,6 @@ def quiet() -> Iterator[Captured]:
                 os.dup2(sink.fileno(), fd)
             except OSError:
                 pass
-        logging.captureWarnings(False)
         try:
             with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(
                 py_out

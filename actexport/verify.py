@@ -16,7 +16,7 @@ import numpy as np
 
 from actexport import artifacts as art
 from actexport.catalog import CATALOG, DTYPES, FORMATS, Activation, UsageError, select
-from actexport.compare import Comparison, badness, compare, merge, semantics, ulp_distance
+from actexport.compare import badness, compare, merge, semantics, ulp_distance
 from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
 from actexport.exporters.onnx import kind as onnx_kind

@@ -33,3 +33,16 @@ def artifacts_copy(exported, tmp_path) -> Path:
     dst = tmp_path / "models"
     shutil.copytree(exported, dst)
     return dst
+
+
+@pytest.fixture
+def replace_row(monkeypatch):
+    """Swaps one catalog row for a copy with some fields changed, for the duration of a test."""
+
+    def replace(id: str, **changes) -> catalog.Activation:
+        fake = catalog.Activation(**{**catalog.get(id).__dict__, **changes})
+        monkeypatch.setattr(catalog, "CATALOG", tuple(fake if a.id == id else a for a in catalog.CATALOG))
+        monkeypatch.setattr(catalog, "_BY_ID", {**catalog._BY_ID, id: fake})
+        return fake
+
+    return replace

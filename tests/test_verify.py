@@ -177,22 +177,16 @@ def test_a_provider_asked_for_by_name_that_falls_back_is_exit_4(monkeypatch):
     assert (cell.status, cell.stage) == ("error", "provider") and report.exit_code() == 4
 
 
-def _replace_row(monkeypatch, id, **changes):
-    fake = catalog.Activation(**{**catalog.get(id).__dict__, **changes})
-    monkeypatch.setattr(catalog, "CATALOG", tuple(fake if a.id == id else a for a in catalog.CATALOG))
-    monkeypatch.setattr(catalog, "_BY_ID", {**catalog._BY_ID, id: fake})
-
-
-def test_a_declared_deviation_that_stops_happening_is_an_xpass(monkeypatch):
-    _replace_row(monkeypatch, "relu", xfails=(XFail("imaginary; side: runtime", format="pt2", max_ulp=4),))
+def test_a_declared_deviation_that_stops_happening_is_an_xpass(replace_row):
+    replace_row("relu", xfails=(XFail("imaginary; side: runtime", format="pt2", max_ulp=4),))
     report = verify(["relu"], Options(formats=("pt2",)))
     (cell,) = _cells(report, format="pt2")
     assert cell.status == "xpass" and "remove the xfail" in cell.reason
     assert report.exit_code() == 1
 
 
-def test_an_undeclared_export_failure_is_exit_3(monkeypatch):
-    _replace_row(monkeypatch, "rrelu", xfails=())
+def test_an_undeclared_export_failure_is_exit_3(replace_row):
+    replace_row("rrelu", xfails=())
     report = verify(["rrelu"], Options(formats=("onnx",)))
     assert _cells(report, runtime="ort:cpu")[0].status == "error" and report.exit_code() == 3
 
