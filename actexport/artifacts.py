@@ -47,21 +47,28 @@ def artifact_path(out_dir: Path, act: Activation, format: str, dtype: str, opset
 
 def export_artifact(act: Activation, format: str, dtype: str, out_dir: Path, opset: int, exporter: str,
                     primary: bool = True) -> ExportResult:
-    """Exports one activation to one format; returns the result, never raises."""
+    """Exports one activation to one format into out_dir (no cache); returns the result, never raises."""
+    from actexport.pool import export_one  # noqa: PLC0415
+
+    if format not in FORMATS:
+        raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
     path = artifact_path(out_dir, act, format, dtype, None if primary or format != "onnx" else opset)
-    if format == "onnx":
-        from actexport.exporters import onnx  # noqa: PLC0415
+    return export_one(act, format, dtype, path, opset, exporter)
 
-        return onnx.export(act, dtype, path, opset=opset, exporter=exporter)
-    if format == "torchscript":
-        from actexport.exporters import torchscript  # noqa: PLC0415
 
-        return torchscript.export(act, dtype, path)
-    if format == "pt2":
-        from actexport.exporters import torch_export  # noqa: PLC0415
+def jobs(acts: tuple[Activation, ...], formats: tuple[str, ...], dtypes: tuple[str, ...], out_dir: Path,
+         opsets: tuple[int, ...], exporter: str) -> list:
+    """One ExportJob per (activation, dtype, format, opset), in that order, with its artifact path."""
+    from actexport.pool import ExportJob  # noqa: PLC0415
 
-        return torch_export.export(act, dtype, path)
-    raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
+    out = []
+    for act in acts:
+        for dtype in dtypes:
+            for fmt in formats:
+                for n, opset in enumerate(opsets if fmt == "onnx" else opsets[:1]):
+                    path = artifact_path(out_dir, act, fmt, dtype, None if n == 0 or fmt != "onnx" else opset)
+                    out.append(ExportJob(act, fmt, dtype, opset, exporter, path))
+    return out
 
 
 def entry(act: Activation, result: ExportResult, dtype: str, out_dir: Path) -> dict:
@@ -127,22 +134,29 @@ def export_all(
     opsets: tuple[int, ...],
     exporter: str,
     progress=None,
+    cache=None,
+    workers: int | None = None,
 ) -> list[tuple[Activation, str, ExportResult]]:
     """Exports every (activation, format, dtype) into out_dir and writes its manifest last.
+
+    Args:
+        cache: an ExportCache to reuse verified artifacts from (None: export everything).
+        workers: worker processes for the exports (default: one per core).
 
     Returns (activation, dtype, result) for each, failed ones included; the manifest lists only
     the files produced.
     """
+    from actexport.pool import Exports  # noqa: PLC0415
+
     out_dir = Path(out_dir)
     _check_writable(out_dir)
     results = []
-    for act in acts:
-        for dtype in dtypes:
-            for fmt in formats:
-                for n, opset in enumerate(opsets if fmt == "onnx" else opsets[:1]):
-                    results.append((act, dtype, export_artifact(act, fmt, dtype, out_dir, opset, exporter, n == 0)))
-                    if progress:
-                        progress(f"{act.id} {fmt}")
+    todo = jobs(acts, formats, dtypes, out_dir, opsets, exporter)
+    with Exports(todo, cache, workers) as exports:
+        for job in todo:
+            results.append((job.act, job.dtype, exports.result(job)))
+            if progress:
+                progress(f"{job.act.id} {job.format}")
     entries = [entry(act, r, dtype, out_dir) for act, dtype, r in results if r.ok]
     write_manifest(out_dir, entries)
     return results

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from actexport import catalog
 from actexport.catalog import DTYPES, FORMATS, UsageError
-from actexport.report import NO_ARTIFACT, NO_PROVIDER, OK, USAGE
+from actexport.report import FAILED, NO_ARTIFACT, NO_PROVIDER, OK, USAGE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -26,14 +26,20 @@ def _parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("list", help="the catalog: id, torch module, formula")
     ls.add_argument("--json", action="store_true", help="print a JSON list of {id, module, formula}")
 
-    def selection(sp: argparse.ArgumentParser) -> None:
+    def selection(sp: argparse.ArgumentParser, dtypes: bool = True) -> None:
         sp.add_argument("ids", nargs="*", metavar="ID", help="activation ids (see `actexport list`)")
         sp.add_argument("--all", action="store_true", help="every activation in the catalog")
         sp.add_argument("--formats", default=",".join(FORMATS), help=f"comma list of {', '.join(FORMATS)}")
-        sp.add_argument("--dtypes", default="float32", help=f"comma list of {', '.join(DTYPES)}, or all")
+        if dtypes:
+            sp.add_argument("--dtypes", default="float32", help=f"comma list of {', '.join(DTYPES)}, or all")
         sp.add_argument("--opset", default=None, help="ONNX opset, or a comma list of opsets (default 18)")
         sp.add_argument("--exporter", default="dynamo", choices=("dynamo", "legacy"),
                         help="torch.onnx exporter: dynamo (default) or the deprecated legacy one")
+        sp.add_argument("--cache-dir", type=Path, default=None,
+                        help="export cache (default $ACTEXPORT_CACHE, else ~/.cache/actexport)")
+        sp.add_argument("--no-cache", action="store_true", help="export everything afresh; read and write no cache")
+        sp.add_argument("--jobs", type=int, default=None,
+                        help="worker processes for exports (default: one per core, or $ACTEXPORT_JOBS)")
 
     ex = sub.add_parser("export", help="write deployable artifacts and their manifest")
     selection(ex)
@@ -50,6 +56,19 @@ def _parser() -> argparse.ArgumentParser:
                     help="print the deviations report: one line per deviation, grouped by activation")
     ve.add_argument("--no-reference", action="store_true",
                     help="skip onnx.reference (the specification's evaluation of each ONNX graph)")
+    be = sub.add_parser("bench", help="latency per activation x artifact x runtime x size, beside the floor and eager")
+    selection(be, dtypes=False)
+    be.add_argument("--providers", default="cpu", help="comma list of cpu, cuda (default cpu)")
+    be.add_argument("--sizes", default="1e3,1e5,1e6,1e7", help="element counts, e.g. 1e3,1e6 (default 1e3,1e5,1e6,1e7)")
+    be.add_argument("--dtype", default="float32", help=f"one of {', '.join(DTYPES)} (default float32)")
+    be.add_argument("--threads", type=int, default=None,
+                    help="intra-op threads for torch and onnxruntime (default: each library's own)")
+    be.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON figures here")
+    be.add_argument("--plot", type=Path, default=None, help="write a PNG: latency vs size, one panel per activation")
+    be.add_argument("--save-optimized", type=Path, default=None, metavar="DIR",
+                    help="keep onnxruntime's optimised graph of each ONNX artifact in DIR, for inspection")
+    ve.add_argument("--latency", nargs="?", const="1e3,1e6", default=None, metavar="SIZES",
+                    help="also measure latency (as `bench` does) at SIZES (default 1e3,1e6)")
     return p
 
 
@@ -84,6 +103,37 @@ def _opsets(value: str | None, exporter: str) -> tuple[int, ...]:
         if opset not in opsets:
             opsets.append(opset)
     return tuple(opsets)
+
+
+def _sizes(value: str, flag: str) -> tuple[int, ...]:
+    """'1e3,1e6' -> (1000, 1000000); each must be a whole number of elements >= 1."""
+    sizes: list[int] = []
+    for part in value.split(","):
+        try:
+            n = float(part)
+        except ValueError:
+            n = -1.0
+        if not (n >= 1 and n == int(n) and n <= 1e10):
+            raise UsageError(f"invalid {flag} size {part.strip()!r}: give whole element counts, e.g. {flag} 1e3,1e6")
+        if int(n) not in sizes:
+            sizes.append(int(n))
+    return tuple(sizes)
+
+
+def _cache(args: argparse.Namespace):
+    """The export cache the flags ask for (None with --no-cache)."""
+    from actexport.cache import ExportCache, default_root
+
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"invalid --jobs {args.jobs}: give a number of worker processes >= 1")
+    if args.no_cache:
+        if args.cache_dir is not None:
+            raise UsageError("give --cache-dir or --no-cache, not both")
+        return None
+    root = args.cache_dir or default_root()
+    if args.cache_dir is not None:
+        ExportCache.check_root(root)  # named by the user: an unusable one is an error
+    return ExportCache(root)
 
 
 def _check_output_file(path: Path | None, flag: str) -> None:
@@ -135,8 +185,10 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
     dtypes = catalog.parse_list(_all_dtypes(args.dtypes), DTYPES, "dtype")
     opsets = _opsets(args.opset, args.exporter)
     acts = catalog.select(ids)
+    cache = _cache(args)
     with _progress(err, len(acts) * len(formats) * len(dtypes)) as tick:
-        results = export_all(acts, formats, dtypes, args.out, opsets, args.exporter, progress=tick)
+        results = export_all(acts, formats, dtypes, args.out, opsets, args.exporter, progress=tick,
+                             cache=cache, workers=args.jobs)
     from actexport.exporters.onnx import kind  # noqa: PLC0415
 
     failed = 0
@@ -156,6 +208,44 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
     return NO_ARTIFACT if failed else OK
 
 
+def cmd_bench(args: argparse.Namespace, out, err) -> int:
+    from actexport.bench import bench, plan_size
+
+    ids = _ids(args)
+    formats = catalog.parse_list(args.formats, FORMATS, "format")
+    providers = catalog.parse_list(args.providers, ("cpu", "cuda"), "provider")
+    dtypes = catalog.parse_list(args.dtype, DTYPES, "dtype")
+    if len(dtypes) != 1:
+        raise UsageError(f"--dtype takes one dtype; valid: {', '.join(DTYPES)}")
+    sizes = _sizes(args.sizes, "--sizes")
+    opsets = _opsets(args.opset, args.exporter)
+    if len(opsets) != 1:
+        raise UsageError("bench takes one --opset")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"invalid --threads {args.threads}: give a number of threads >= 1")
+    _check_output_file(args.json_path, "--json")
+    _check_output_file(args.plot, "--plot")
+    if args.plot is not None:
+        _needs_matplotlib()
+    cache = _cache(args)
+    with _progress(err, plan_size(ids, formats, providers, sizes)) as tick:
+        report = bench(ids, formats, providers, sizes, dtypes[0], args.threads, opsets[0], args.exporter, progress=tick,
+                       cache=cache, workers=args.jobs, save_optimized=args.save_optimized)
+    report.render(out)
+    if args.json_path:
+        report.write_json(args.json_path)
+    if args.plot:
+        report.write_plot(args.plot)
+    return FAILED if any(r.status == "error" for r in report.rows) else OK
+
+
+def _needs_matplotlib() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'actexport[bench]'")
+
+
 def cmd_verify(args: argparse.Namespace, out, err) -> int:
     from actexport.verify import Options, plan_size, verify  # noqa: PLC0415
 
@@ -168,11 +258,14 @@ def cmd_verify(args: argparse.Namespace, out, err) -> int:
         exporter=args.exporter,
         providers_explicit=args.providers is not None,
         reference=not args.no_reference,
+        latency=_sizes(args.latency, "--latency") if args.latency else (),
     )
     _check_output_file(args.json_path, "--json")
     _check_output_file(args.junit, "--junit")
+    cache = _cache(args)
     with _progress(err, plan_size(ids, options)) as tick:
-        report = verify(ids, options, artifacts_dir=args.artifacts, progress=tick)
+        report = verify(ids, options, artifacts_dir=args.artifacts, progress=tick, cache=cache,
+                        workers=args.jobs)
     if args.quiet:
         for c in report.cells:
             if c.status in ("fail", "error", "xpass"):
@@ -206,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(args, out)
         if args.command == "export":
             return cmd_export(args, out, err)
+        if args.command == "bench":
+            return cmd_bench(args, out, err)
         return cmd_verify(args, out, err)
     except UsageError as e:
         print(f"actexport: error: {e}", file=sys.stderr)

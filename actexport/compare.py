@@ -183,6 +183,18 @@ def _klass(v: float) -> str:
     return "finite"
 
 
+def _klass_codes(v: np.ndarray) -> np.ndarray:
+    """_klass of every element as a small int: 0 finite, 1 NaN, 2 +inf, 3 -inf, 4 +0, 5 -0."""
+    codes = np.zeros(v.shape, np.int8)
+    codes[np.isnan(v)] = 1
+    codes[v == np.inf] = 2
+    codes[v == -np.inf] = 3
+    zero = v == 0
+    codes[zero & ~np.signbit(v)] = 4
+    codes[zero & np.signbit(v)] = 5
+    return codes
+
+
 def _show(v: float) -> str:
     k = _klass(v)
     return f"{v:.6g}" if k == "finite" else k
@@ -202,7 +214,8 @@ def semantics(x: np.ndarray, got: np.ndarray, exact: np.ndarray, limit: int = 12
     xs = np.asarray(x).astype(np.float64).reshape(-1)
     aligned = xs.size == g.size
     lines: dict[str, int] = {}
-    for i in range(g.size):
+    # NOTE: classes are compared vectorised first; only the (few) differing elements are described.
+    for i in np.flatnonzero(_klass_codes(g) != _klass_codes(e)):
         kg, ke = _klass(g[i]), _klass(e[i])
         if kg == ke:
             continue

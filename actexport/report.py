@@ -71,6 +71,7 @@ class Report:
     graphs: list[dict] = field(default_factory=list)
     environment: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
+    latency: list = field(default_factory=list)  # bench.BenchReport per dtype, with verify --latency
 
     def counts(self) -> dict[str, int]:
         c = Counter(cell.status for cell in self.cells)
@@ -100,6 +101,7 @@ class Report:
             "exports": self.exports,
             "graphs": self.graphs,
             "cells": [{k: _finite(v) for k, v in asdict(c).items()} for c in self.cells],
+            **({"latency": [b.to_dict() for b in self.latency]} if self.latency else {}),
         }
 
     def write_json(self, path: Path) -> None:
@@ -157,7 +159,28 @@ class Report:
             if c.status != "pass":
                 console.print(f"[bold]{escape(c.key)}[/]: {c.status}: {escape(c.reason)}", highlight=False,
                               soft_wrap=True)
+        for line in self.optimisation_lines():
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+        for bench in self.latency:
+            bench.render(console)
         console.print(self.summary_line(), soft_wrap=True, highlight=False)
+
+    def optimisation_lines(self) -> list[str]:
+        """onnxruntime's graph optimisation: how many graphs it rewrote, and each one where that
+        changed a number (the unoptimised and optimised graphs judged against exact)."""
+        judged = [g for g in self.graphs if "numbers" in g.get("optimisation", {})]
+        if not judged:
+            return []
+        rewritten = [g for g in judged if g["optimisation"]["rewritten"]]
+        changed = [g for g in judged if g["optimisation"]["numbers"]]
+        lines = [f"onnxruntime graph optimisation (ort:cpu, ORT_ENABLE_ALL): rewrote {len(rewritten)} of {len(judged)} "
+                 f"ONNX graphs; changed the numbers of {len(changed)}"]
+        for g in changed:
+            o = g["optimisation"]
+            lines.append(f"  {g['activation']} {g['dtype']} opset {g['opset']}: {o['numbers']} elements differ, up to "
+                         f"{o['max_ulp_between']} ULP; vs exact {o['unoptimised_max_ulp_vs_exact']} ULP unoptimised, "
+                         f"{o['optimised_max_ulp_vs_exact']} optimised ({o['graph']})")
+        return lines
 
     def summary_line(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
@@ -195,6 +218,14 @@ class Report:
         console.print("Deviations from the exact reference (grouped by activation):", highlight=False)
         for line in self.deviations() or ["  none"]:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+        rewritten = [g for g in self.graphs if g.get("optimisation", {}).get("rewritten")]
+        if rewritten:
+            console.print("ONNX graphs that onnxruntime rewrites (as exported -> as optimised):", highlight=False)
+            for g in rewritten:
+                o = g["optimisation"]
+                effect = f"{o['numbers']} elements change" if o["numbers"] else "bit-identical outputs"
+                console.print(f"  {g['activation']} {g['dtype']} opset {g['opset']}: {o['graph']}; {effect}",
+                              markup=False, highlight=False, soft_wrap=True)
         multi = [g for g in self.graphs if "ort_cpu_max_ulp_vs_opset" in g]
         if multi:
             console.print("ONNX graphs by opset (op types, nodes; ort:cpu numerics against the first opset):")

@@ -6,6 +6,7 @@ distance to eager PyTorch is reported beside it, and eager PyTorch itself is a r
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,11 +22,13 @@ from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
 from actexport.exporters.onnx import kind as onnx_kind
 from actexport.inputs import Battery, batteries
+from actexport.pool import Exports
 from actexport.report import Cell, Report
 from actexport.runtimes import Runtime, RuntimeUnavailable, for_format
 from actexport.runtimes.eager import EagerRuntime
 
 PROVIDERS = ("cpu", "cuda")
+VERIFY_ORT_THREADS = 1
 Progress = Callable[[str], None]
 
 
@@ -42,6 +45,7 @@ class Options:
     exporter: str = "dynamo"
     providers_explicit: bool = False
     reference: bool = True  # run onnx.reference on every ONNX artifact (the third vote)
+    latency: tuple[int, ...] = ()  # sizes to time every artifact at, as `bench` does (none: no timing)
 
     def validate(self) -> None:
         for what, values, valid in (("format", self.formats, FORMATS), ("provider", self.providers, PROVIDERS),
@@ -74,6 +78,8 @@ def verify(
     options: Options = Options(),
     artifacts_dir: Path | None = None,
     progress: Progress | None = None,
+    cache=None,
+    workers: int | None = None,
 ) -> Report:
     """Runs the whole matrix; one failing cell never stops the others.
 
@@ -82,6 +88,8 @@ def verify(
         options: formats, providers, dtypes, opsets and exporter.
         artifacts_dir: verify the artifacts in this directory, as deployed, instead of exporting.
         progress: called with a short label after each step.
+        cache: an ExportCache (cache.py) to reuse verified exports from; None exports everything.
+        workers: processes exporting in parallel (default: one per core).
     """
     options.validate()
     acts = select(ids)
@@ -101,13 +109,42 @@ def verify(
 
     start = time.perf_counter()
     report = Report(environment=environment(options))
-    with tempfile.TemporaryDirectory(prefix="actexport-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="actexport-") as tmp, contextlib.ExitStack() as stack:
+        produce = None
+        if artifacts_dir is None:
+            # Every export of the run is planned up front, so the workers run ahead of verification.
+            todo = art.jobs(acts, options.formats, options.dtypes, Path(tmp), options.opsets, options.exporter)
+            exports = stack.enter_context(Exports(todo, cache, workers))
+            by_cell = {(j.act.id, j.dtype, j.format, j.opset if j.format == "onnx" else None): j for j in todo}
+
+            def produce(act: Activation, dtype: str, fmt: str, opset: int | None) -> ExportResult:
+                return exports.result(by_cell[(act.id, dtype, fmt, opset)])
+
         for act in acts:
             for dtype in options.dtypes:
                 run = _ActivationRun(act, dtype, options, report, progress or (lambda label: None))
-                run.execute(Path(tmp), artifacts_dir, manifest)
+                run.execute(produce, artifacts_dir, manifest)
+        stack.close()  # NOTE: the export workers are gone before anything is timed
+        if options.latency:
+            report.latency = _latency(acts, options, produce, artifacts_dir, manifest, progress)
     report.wall_seconds = time.perf_counter() - start
     return report
+
+
+def _latency(acts, options: Options, produce, artifacts_dir: Path | None, manifest: dict | None, progress):
+    """`bench` over the artifacts this run verified (the same files), one BenchReport per dtype."""
+    from actexport.bench import bench  # noqa: PLC0415
+
+    opset = options.opsets[0]
+
+    def export(act: Activation, fmt: str, dtype: str, *_) -> ExportResult:
+        key_opset = opset if fmt == "onnx" else None
+        if produce is not None:
+            return produce(act, dtype, fmt, key_opset)
+        return _from_manifest(act, fmt, dtype, key_opset, Path(artifacts_dir), manifest)
+
+    return [bench([a.id for a in acts], options.formats, options.providers, options.latency, dtype, opset=opset,
+                  exporter=options.exporter, progress=progress, export=export) for dtype in options.dtypes]
 
 
 def plan_size(ids: list[str] | None, options: Options) -> int:
@@ -157,22 +194,26 @@ class _ActivationRun:
         self.budget = act.budget(dtype)
         self.eager: dict[str, _Outputs] = {}  # by device
 
-    def execute(self, tmp: Path, artifacts_dir: Path | None, manifest: dict | None) -> None:
+    def execute(self, produce: Callable | None, artifacts_dir: Path | None, manifest: dict | None) -> None:
+        """Runs every cell; `produce(act, dtype, format, opset)` exports, else artifacts_dir is read."""
         for device in self.options.providers:
             self._eager_cell(device)
         for fmt in self.options.formats:
             opsets = self.options.opsets if fmt == "onnx" else (None,)
             ort_by_opset: dict[int, _Outputs] = {}
-            for n, opset in enumerate(opsets):
-                if artifacts_dir is None:
-                    result = art.export_artifact(self.act, fmt, self.dtype, tmp, opset or DEFAULT_OPSET,
-                                                 self.options.exporter, primary=n == 0)
+            for opset in opsets:
+                if produce is not None:
+                    result = produce(self.act, self.dtype, fmt, opset)
                     self.report.exports.append(_export_record(self.act, self.dtype, result))
                 else:
                     result = _from_manifest(self.act, fmt, self.dtype, opset, Path(artifacts_dir), manifest)
                 self.tick(f"{self.act.id} {fmt}")
                 spec: _Outputs | None = None
-                for rt in for_format(fmt, self.options.providers, reference=self.options.reference):
+                # NOTE: one onnxruntime thread: the inputs are small, an elementwise result does not
+                # depend on threads, and an idle pool's spinning threads would starve the export
+                # workers running beside verification (measured: exports 4x slower on 2 cores).
+                for rt in for_format(fmt, self.options.providers, reference=self.options.reference,
+                                     ort_threads=VERIFY_ORT_THREADS):
                     outputs = self._artifact_cell(rt, result, opset, spec)
                     if rt.name == "onnx.reference":
                         spec = outputs
@@ -313,7 +354,49 @@ class _ActivationRun:
                 str(first): int(max(int(np.max(ulp_distance(a, b), initial=0))
                                     for a, b in zip(ort_by_opset[opset].values, ort_by_opset[first].values)))
             }
+        if result.ok and opset in ort_by_opset:
+            record.update(self._optimisation(result, ort_by_opset[opset]))
         self.report.graphs.append(record)
+
+    def _optimisation(self, result: ExportResult, optimised: _Outputs) -> dict:
+        """What onnxruntime's graph optimisation did to the graph, and to the numbers.
+
+        ort:cpu runs the optimised graph (ORT_ENABLE_ALL, onnxruntime's default); here the same
+        graph runs unoptimised (ORT_DISABLE_ALL) on the same inputs, both judged against exact.
+        """
+        from actexport.graphs import analyse, describe  # noqa: PLC0415
+        from actexport.runtimes.onnxrt import OrtRuntime  # noqa: PLC0415
+
+        try:
+            graph = analyse(result.path)
+            with OrtRuntime("cpu", intra_op_threads=VERIFY_ORT_THREADS, optimization="disable") as rt:
+                rt.load(result.path)
+                plain = [rt.infer(b.x) for b in self.inputs]
+        except Exception as e:  # noqa: BLE001  (a diagnostic: it never fails the cell)
+            return {"optimisation": {"error": f"{type(e).__name__}: {str(e)[:300]}"}}
+        vs_exact = [merge([compare(v, e, b.x, self.budget) for v, e, b in zip(vals, self.exact, self.inputs)])
+                    for vals in (plain, optimised.values)]
+        between = [ulp_distance(a, b) for a, b in zip(plain, optimised.values)]
+        differ = sum(_values_differ(a, b) for a, b in zip(plain, optimised.values))
+        return {
+            "optimised_nodes": graph["optimized"]["nodes"], "optimised_op_types": graph["optimized"]["op_types"],
+            "ort_specific": graph["ort_specific"],
+            "optimisation": {
+                "graph": describe(graph),
+                "rewritten": graph["exported"] != {k: graph["optimized"][k] for k in ("nodes", "op_types")},
+                "numbers": differ,
+                "max_ulp_between": int(max((int(np.max(d, initial=0)) for d in between), default=0)),
+                "unoptimised_max_ulp_vs_exact": vs_exact[0].max_ulp, "optimised_max_ulp_vs_exact": vs_exact[1].max_ulp,
+                "unoptimised_within_budget": vs_exact[0].ok, "optimised_within_budget": vs_exact[1].ok,
+            },
+        }
+
+
+def _values_differ(a: np.ndarray, b: np.ndarray) -> int:
+    """Elements whose values differ, counting the sign of zero (any two NaNs are the same)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    same = ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
+    return int(np.count_nonzero(~same))
 
 
 def _side(cell: Cell, ok: bool, torch_ref: _Outputs | None, agrees_with_torch: bool | None,
@@ -334,6 +417,7 @@ def _side(cell: Cell, ok: bool, torch_ref: _Outputs | None, agrees_with_torch: b
 def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
     return {"activation": act.id, "format": r.format, "dtype": dtype, "exporter": r.exporter, "opset": r.opset,
             "ok": r.ok, "error": r.error, "unavailable": r.unavailable, "seconds": round(r.seconds, 3),
+            "cache": r.cache,
             **({"log": r.log[-4000:]} if not r.ok and r.log else {}), **r.details}
 
 

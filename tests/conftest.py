@@ -13,6 +13,14 @@ from actexport.exporters.onnx import DEFAULT_OPSET
 from actexport.verify import Options, verify
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_export_cache(tmp_path_factory):
+    """The CLI's default export cache points into the test session's temporary directory."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ACTEXPORT_CACHE", str(tmp_path_factory.mktemp("export-cache")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def exported(tmp_path_factory) -> Path:
     """The whole catalog in all three formats, float32, as `actexport export --all` writes it."""

@@ -137,3 +137,46 @@ def test_installed_console_script_runs_quietly(tmp_path):
     assert "3 cells: 3 xfail" in p.stdout and "exit code 0" in p.stdout
     assert p.stderr == "", p.stderr  # no torch.onnx progress, warnings or logging
     assert "torch.onnx" not in p.stdout
+
+
+def test_bench_writes_json_and_plot(tmp_path, capsys):
+    js, png, opt = tmp_path / "b.json", tmp_path / "b.png", tmp_path / "optimised"
+    assert main(["bench", "silu", "--formats", "onnx", "--sizes", "1e3", "--json", str(js), "--plot", str(png),
+                 "--save-optimized", str(opt)]) == 0
+    out = capsys.readouterr().out
+    assert "median µs at 1e+03 elements" in out and "geometric mean" in out
+    doc = json.loads(js.read_text())
+    assert {r["runtime"] for r in doc["rows"]} == {"eager:cpu", "eager.out:cpu", "ort:cpu"}
+    assert all(r["size"] == 1000 and r["median_s"] > 0 for r in doc["rows"] if r["status"] == "ok")
+    assert "stopping_rule" in doc and doc["floor"][0]["size"] == 1000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert doc["graphs"]["silu"]["optimized"]["op_types"] == {"com.microsoft:QuickGelu": 1}
+    assert (opt / "silu.optimized.onnx").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sizes", "1e3,abc"], "invalid --sizes size 'abc'"),
+    (["--sizes", "0"], "invalid --sizes size '0'"),
+    (["--sizes", "1.5"], "invalid --sizes size '1.5'"),
+    (["--dtype", "float32,float16"], "--dtype takes one dtype"),
+    (["--opset", "18,20"], "bench takes one --opset"),
+    (["--threads", "0"], "invalid --threads 0"),
+    (["--providers", "tpu"], "unknown provider 'tpu'"),
+])
+def test_bench_bad_usage_is_exit_2(capsys, argv, message):
+    assert main(["bench", "relu", *argv]) == 2
+    assert message in _one_error_line(capsys)
+
+
+def test_bench_plot_to_a_missing_directory_is_refused_before_work(tmp_path, capsys):
+    assert main(["bench", "relu", "--plot", str(tmp_path / "no" / "b.png")]) == 2
+    assert "--plot" in _one_error_line(capsys)
+
+
+def test_verify_latency_adds_the_bench_figures_to_the_report(tmp_path, capsys):
+    js = tmp_path / "r.json"
+    assert main(["verify", "relu", "--formats", "onnx", "--latency", "1e3", "--json", str(js)]) == 0
+    assert "median µs at 1e+03 elements" in capsys.readouterr().out
+    (latency,) = json.loads(js.read_text())["latency"]
+    assert {r["runtime"] for r in latency["rows"] if r["status"] == "ok"} == {"eager:cpu", "eager.out:cpu", "ort:cpu"}
+    assert all(r["ratio_floor"] > 0 for r in latency["rows"] if r["status"] == "ok")

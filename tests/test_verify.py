@@ -203,3 +203,36 @@ def test_oracle_limits_at_infinity():
                         ("mish", -np.inf, 0.0), ("gelu", np.inf, np.inf), ("logsigmoid", -np.inf, -np.inf)):
         got = catalog.get(id).oracle(np.array([x], np.float32))[0]
         assert got == want, (id, x, got)
+
+
+def test_graph_records_show_what_onnxruntime_optimisation_did(full_report):
+    by_id = {g["activation"]: g for g in full_report.graphs}
+    silu = by_id["silu"]["optimisation"]
+    assert silu["rewritten"] and "com.microsoft:QuickGelu" in silu["graph"]
+    assert silu["numbers"] == 0  # measured: the fused kernel reproduces Sigmoid·Mul bit for bit
+    assert silu["optimised_max_ulp_vs_exact"] == silu["unoptimised_max_ulp_vs_exact"]
+    assert not by_id["relu"]["optimisation"]["rewritten"]
+
+
+def test_an_optimisation_that_changes_numbers_is_named(monkeypatch):
+    from actexport.runtimes.onnxrt import OrtRuntime as Ort
+
+    # The unoptimised session returns one element changed by one ULP: the record must say so.
+    real_infer = Ort.infer
+
+    def nudged(self, x):
+        y = real_infer(self, x)
+        if self.optimization == "disable":
+            y = y.copy()
+            flat = y.reshape(-1)
+            i = np.flatnonzero(np.isfinite(flat) & (np.abs(flat) < 0.5))[0]  # a finite value not at an extreme
+            flat[i] = np.nextafter(flat[i], np.float32(np.inf), dtype=y.dtype)
+        return y
+
+    monkeypatch.setattr(Ort, "infer", nudged)
+    report = verify(["tanh"], Options(formats=("onnx",)))
+    (record,) = report.graphs
+    assert record["optimisation"]["numbers"] == 3  # one element of each of the three batteries
+    assert record["optimisation"]["max_ulp_between"] == 1
+    lines = report.optimisation_lines()
+    assert "changed the numbers of 1" in lines[0] and lines[1].startswith("  tanh float32 opset 18: 3 elements differ")

@@ -35,6 +35,7 @@ class ExportResult:
     inputs: tuple[dict, ...] = ()
     outputs: tuple[dict, ...] = ()
     details: dict = field(default_factory=dict)
+    cache: str = ""  # "hit", "stored", or why the export cache was not used (see cache.py)
 
     @property
     def ok(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,16 @@ class Runtime:
     def close(self) -> None:
         """Releases what load() took; the default has nothing to release."""
 
+    def prepare(self, x: np.ndarray) -> Callable[[], object]:
+        """A zero-argument callable that runs one inference on `x`, for timing.
+
+        The input is converted and placed on the device once, here; the callable reuses it, writes
+        into a preallocated output where the runtime can, and returns only when the device has
+        finished (so timing it is honest). It returns the runtime's own output object. The default
+        simply calls `run(x)`.
+        """
+        return lambda: self.run(x)
+
     def infer(self, x: np.ndarray) -> np.ndarray:
         """Runs one input and checks that the output keeps the input's dtype."""
         y = np.asarray(self.run(x))
@@ -52,14 +63,16 @@ class Runtime:
         self.close()
 
 
-def for_format(format: str, providers: tuple[str, ...], reference: bool = True) -> list[Runtime]:
+def for_format(format: str, providers: tuple[str, ...], reference: bool = True,
+               ort_threads: int | None = None) -> list[Runtime]:
     """The runtimes that run one artifact format: one per provider (device), and for ONNX the
-    specification's reference evaluator first (its verdict is needed to judge onnxruntime)."""
+    specification's reference evaluator first (its verdict is needed to judge onnxruntime).
+    `ort_threads` sets onnxruntime's intra-op threads (None: its default, one per core)."""
     if format == "onnx":
         from actexport.runtimes.onnxrt import OrtRuntime  # noqa: PLC0415
         from actexport.runtimes.reference import ReferenceRuntime  # noqa: PLC0415
 
-        return ([ReferenceRuntime()] if reference else []) + [OrtRuntime(p) for p in providers]
+        return ([ReferenceRuntime()] if reference else []) + [OrtRuntime(p, intra_op_threads=ort_threads) for p in providers]
     if format == "torchscript":
         from actexport.runtimes.torchscript import TorchScriptRuntime  # noqa: PLC0415
 

@@ -1,0 +1,180 @@
+"""Content-addressed export cache: an artifact is reused only when its key and its checksum match.
+
+The key is a sha256 of everything that determines the exported bytes: the module (class, repr and
+the bytes of every parameter and buffer), the example shape and its static dims, the format, dtype,
+opset and exporter, the versions of python/torch/onnx/onnxscript/onnx-ir, and the source of
+actexport's exporters. An entry is a directory `<root>/v1/<key[:2]>/<key>/` holding `entry.json`
+(the export's metadata and the artifact's sha256, itself checksummed) and `artifact` (the file).
+Every lookup re-hashes the file it hands out; any mismatch or unreadable entry is reported and the
+entry rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, replace
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from actexport.catalog import Activation, UsageError
+from actexport.exporters import ExportResult
+
+LAYOUT = "v1"
+ENTRY, ARTIFACT = "entry.json", "artifact"
+_KEYED_PACKAGES = ("torch", "onnx", "onnxscript", "onnx-ir", "numpy")
+# Root causes that say nothing about the module: a failure for one of these is never cached.
+_TRANSIENT = ("OSError", "MemoryError", "KeyboardInterrupt", "TimeoutError", "PermissionError",
+              "BrokenProcessPool", "FileNotFoundError")
+
+
+def default_root() -> Path:
+    """$ACTEXPORT_CACHE, else $XDG_CACHE_HOME/actexport, else ~/.cache/actexport."""
+    if os.environ.get("ACTEXPORT_CACHE"):
+        return Path(os.environ["ACTEXPORT_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "actexport"
+
+
+@lru_cache(maxsize=1)
+def _environment_digest() -> str:
+    """The versions and exporter sources that the exported bytes depend on."""
+    from importlib import metadata  # noqa: PLC0415
+
+    h = hashlib.sha256(sys.version.encode())
+    for name in _KEYED_PACKAGES:
+        try:
+            h.update(f"{name}={metadata.version(name)};".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{name}=none;".encode())
+    here = Path(__file__).parent
+    for source in sorted([*(here / "exporters").glob("*.py"), here / "inputs.py", here / "cache.py"]):
+        h.update(source.name.encode() + source.read_bytes())
+    return h.hexdigest()
+
+
+def module_digest(act: Activation) -> str:
+    """A sha256 of the module: its class, repr and the bytes of every parameter and buffer."""
+    module = act.module()
+    h = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}|{module!r}".encode())
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"|{name}:{t.dtype}:{tuple(t.shape)}:".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def key(act: Activation, format: str, dtype: str, opset: int | None, exporter: str) -> str:
+    """The content address of one export."""
+    material = {
+        "module": module_digest(act), "shape": list(act.shape), "static_dims": list(act.static_dims),
+        "format": format, "dtype": dtype, "opset": opset if format == "onnx" else None,
+        "exporter": exporter if format == "onnx" else None, "environment": _environment_digest(),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class ExportCache:
+    """Looks up and stores export results by key. Failures to read or write it are never fatal:
+    they are recorded on the result (`cache`) and the export happens as if there were no cache."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def check_root(root: Path) -> None:
+        """Raises UsageError when a cache directory given by the user cannot be created or written."""
+        probe = Path(root)
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+            raise UsageError(f"cache directory {str(root)!r} cannot be written ({str(probe)!r} is not a "
+                             "writable directory); give another --cache-dir or --no-cache")
+
+    def _dir(self, k: str) -> Path:
+        return self.root / LAYOUT / k[:2] / k
+
+    def fetch(self, k: str, dest: Path) -> tuple[ExportResult | None, str]:
+        """The cached result with its artifact copied to `dest`, or (None, why it was not usable).
+
+        The copy at `dest` is hashed and compared with the recorded sha256, so what is handed out is
+        what was stored, byte for byte.
+        """
+        from actexport.exporters import atomic_write  # noqa: PLC0415
+
+        entry_dir = self._dir(k)
+        if not entry_dir.is_dir():
+            return None, "miss"
+        try:
+            doc = json.loads((entry_dir / ENTRY).read_text())
+            meta = doc["meta"]
+            if _digest(json.dumps(meta, sort_keys=True).encode()) != doc["meta_sha256"] or meta["key"] != k:
+                return self._corrupt(entry_dir, "entry.json does not match its checksum")
+            fields = meta["result"]
+            result = ExportResult(**{**fields, "path": None, "inputs": tuple(fields["inputs"]),
+                                     "outputs": tuple(fields["outputs"])})
+            if meta["artifact_sha256"] is None:  # a cached failure: the exporter cannot produce this one
+                return replace(result, cache="hit", seconds=0.0), "hit"
+            atomic_write(dest, lambda tmp: shutil.copyfile(entry_dir / ARTIFACT, tmp))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return self._corrupt(entry_dir, f"unreadable ({type(e).__name__}: {e})")
+        got = _file_digest(dest)
+        if got != meta["artifact_sha256"]:
+            dest.unlink(missing_ok=True)
+            return self._corrupt(entry_dir, f"artifact sha256 {got[:12]} != recorded {meta['artifact_sha256'][:12]}")
+        return replace(result, path=dest, cache="hit", seconds=0.0), "hit"
+
+    def _corrupt(self, entry_dir: Path, why: str) -> tuple[None, str]:
+        shutil.rmtree(entry_dir, ignore_errors=True)
+        return None, f"corrupt entry discarded and rebuilt: {why}"
+
+    def store(self, k: str, result: ExportResult) -> str:
+        """Stores a fresh result; returns "stored", or why it was not (never raises)."""
+        if result.error and result.error.split(":")[0] in _TRANSIENT:
+            return "not stored: transient failure"
+        if not result.ok and not (result.error or result.unavailable):
+            return "not stored: no result"
+        final = self._dir(k)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{k[:12]}.", suffix=".tmp", dir=final.parent))
+            try:
+                digest = None
+                if result.ok:
+                    shutil.copyfile(result.path, tmp / ARTIFACT)
+                    digest = _file_digest(tmp / ARTIFACT)
+                fields = {f: v for f, v in asdict(result).items() if f not in ("path", "seconds", "cache")}
+                fields["log"] = fields["log"][-4000:]
+                meta = {"key": k, "artifact_sha256": digest, "export_seconds": round(result.seconds, 3),
+                        "result": fields}
+                text = json.dumps({"meta": meta, "meta_sha256": _digest(json.dumps(meta, sort_keys=True).encode())})
+                (tmp / ENTRY).write_text(text)
+                try:
+                    os.rename(tmp, final)
+                except OSError:  # another process stored the same key first: keep theirs
+                    if not final.is_dir():
+                        raise
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError as e:
+            return f"not stored: {type(e).__name__}: {e}"
+        return "stored"
+

@@ -1,0 +1,88 @@
+"""Graph quality of an ONNX artifact: its nodes as exported and after onnxruntime's optimisation."""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+# NOTE: the level onnxruntime applies by default, so the optimised graph is the one that is timed.
+LEVEL = "ORT_ENABLE_ALL"
+
+
+def op_type(node) -> str:
+    """An ONNX node's op type, prefixed with its domain when it is not the standard one
+    ("com.microsoft:QuickGelu" is an onnxruntime contrib op, "Sigmoid" a standard one)."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}:{node.op_type}"
+
+
+def summary(model) -> dict:
+    """Node count and op types (with counts) of a loaded ONNX model's main graph.
+
+    Only the top-level graph is counted: activation exports have no subgraphs or local functions.
+    """
+    counts = Counter(op_type(n) for n in model.graph.node)
+    return {"nodes": len(model.graph.node), "op_types": dict(sorted(counts.items()))}
+
+
+def analyse(path: Path, save_optimized: Path | None = None) -> dict:
+    """The exported graph and the graph onnxruntime's CPU provider runs after ORT_ENABLE_ALL.
+
+    Args:
+        path: an ONNX file.
+        save_optimized: where to keep the optimised model for inspection (else it is discarded).
+            At ORT_ENABLE_ALL it may hold onnxruntime-specific (contrib) ops and layout choices
+            for this CPU: it is a diagnostic, not an artifact to deploy.
+
+    Returns:
+        {"exported": {"nodes", "op_types"}, "optimized": {"nodes", "op_types", "level", "path"},
+        "ort_specific": op types outside the standard ONNX domain after optimisation}.
+    """
+    import onnx  # noqa: PLC0415
+    import onnxruntime as ort  # noqa: PLC0415
+
+    from actexport.runtimes.onnxrt import session_options  # noqa: PLC0415
+
+    exported = summary(onnx.load(str(path)))
+    with tempfile.TemporaryDirectory(prefix="actexport-graph-") as tmp:
+        target = Path(save_optimized) if save_optimized is not None else Path(tmp) / "optimized.onnx"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        options, _ = session_options(optimization="all")
+        options.optimized_model_filepath = str(target)
+        ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+        optimized = summary(onnx.load(str(target)))
+    return {
+        "exported": exported,
+        "optimized": {**optimized, "level": LEVEL, "path": str(save_optimized) if save_optimized else None},
+        "ort_specific": [t for t in optimized["op_types"] if ":" in t],
+    }
+
+
+def optimisation_effect(path: Path, x: np.ndarray, provider: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Runs `x` through the graph as exported (ORT_DISABLE_ALL) and as optimised (ORT_ENABLE_ALL).
+
+    Returns (unoptimised output, optimised output), for the caller to compare each with the exact
+    reference: a fusion such as Sigmoid·Mul -> QuickGelu can change the numerics.
+    """
+    from actexport.runtimes.onnxrt import OrtRuntime  # noqa: PLC0415
+
+    outputs = []
+    for level in ("disable", "all"):
+        with OrtRuntime(provider, optimization=level) as rt:
+            rt.load(Path(path))
+            outputs.append(rt.infer(x))
+    return outputs[0], outputs[1]
+
+
+def describe(record: dict) -> str:
+    """One line: "5 nodes (Add, Div, Erf, Mul x2) -> 1 node (com.microsoft:Gelu)"."""
+
+    def side(s: dict) -> str:
+        ops = ", ".join(t if n == 1 else f"{t} x{n}" for t, n in s["op_types"].items())
+        return f"{s['nodes']} node{'' if s['nodes'] == 1 else 's'} ({ops})"
+
+    if "exported" not in record:
+        return record.get("error", "no graph")
+    return f"{side(record['exported'])} -> {side(record['optimized'])}"
