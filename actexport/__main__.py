@@ -2,6 +2,6 @@
 
 import sys
 
-from actexport.cli import main
+from actexport.entry import main
 
 sys.exit(main())

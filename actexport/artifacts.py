@@ -136,12 +136,16 @@ def export_all(
     progress=None,
     cache=None,
     workers: int | None = None,
+    isolate: bool = True,
+    timeout: float | None = None,
 ) -> list[tuple[Activation, str, ExportResult]]:
     """Exports every (activation, format, dtype) into out_dir and writes its manifest last.
 
     Args:
         cache: an ExportCache to reuse verified artifacts from (None: export everything).
         workers: worker processes for the exports (default: one per core).
+        isolate: export in worker processes (a crash or hang fails one export); False: in this process.
+        timeout: seconds one export may take (default isolate.DEFAULT_TIMEOUT).
 
     Returns (activation, dtype, result) for each, failed ones included; the manifest lists only
     the files produced.
@@ -152,7 +156,9 @@ def export_all(
     _check_writable(out_dir)
     results = []
     todo = jobs(acts, formats, dtypes, out_dir, opsets, exporter)
-    with Exports(todo, cache, workers) as exports:
+    from actexport.isolate import DEFAULT_TIMEOUT  # noqa: PLC0415
+
+    with Exports(todo, cache, workers, timeout=timeout or DEFAULT_TIMEOUT, isolate=isolate) as exports:
         for job in todo:
             results.append((job.act, job.dtype, exports.result(job)))
             if progress:

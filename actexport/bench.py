@@ -469,6 +469,8 @@ def bench(
     cache=None,
     workers: int | None = None,
     save_optimized: Path | None = None,
+    isolate: bool = True,
+    timeout: float | None = None,
 ) -> BenchReport:
     """Measures every activation x artifact x runtime x size; one failing row never stops the others.
 
@@ -501,17 +503,20 @@ def bench(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="actexport-bench-") as tmp:
         if export is None:
-            export = _exported_up_front(acts, formats, dtype, Path(tmp), opset, exporter, cache, workers)
+            export = _exported_up_front(acts, formats, dtype, Path(tmp), opset, exporter, cache, workers, isolate,
+                                        timeout)
         return _bench(acts, formats, providers, sizes, dtype, threads, opset, exporter, tick, export, rule,
                       dram_bytes, Path(tmp), start, save_optimized)
 
 
-def _exported_up_front(acts, formats, dtype, tmp: Path, opset, exporter, cache, workers) -> Export:
+def _exported_up_front(acts, formats, dtype, tmp: Path, opset, exporter, cache, workers, isolate=True,
+                       timeout=None) -> Export:
     """Produces every artifact before anything is timed, and returns an `export` that hands them out."""
+    from actexport.isolate import DEFAULT_TIMEOUT  # noqa: PLC0415
     from actexport.pool import Exports  # noqa: PLC0415
 
     todo = art.jobs(acts, formats, (dtype,), tmp, (opset,), exporter)
-    with Exports(todo, cache, workers) as exports:
+    with Exports(todo, cache, workers, timeout=timeout or DEFAULT_TIMEOUT, isolate=isolate) as exports:
         done = {(j.act.id, j.format): exports.result(j) for j in todo}
     # NOTE: leaving the with-block shut the worker processes down: none competes with the timing.
     return lambda act, fmt, *_: done[(act.id, fmt)]

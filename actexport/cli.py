@@ -11,6 +11,7 @@ from pathlib import Path
 
 from actexport import catalog
 from actexport.catalog import DTYPES, FORMATS, UsageError
+from actexport.isolate import DEFAULT_TIMEOUT
 from actexport.report import FAILED, NO_ARTIFACT, NO_PROVIDER, OK, USAGE
 
 
@@ -39,7 +40,13 @@ def _parser() -> argparse.ArgumentParser:
                         help="export cache (default $ACTEXPORT_CACHE, else ~/.cache/actexport)")
         sp.add_argument("--no-cache", action="store_true", help="export everything afresh; read and write no cache")
         sp.add_argument("--jobs", type=int, default=None,
-                        help="worker processes for exports (default: one per core, or $ACTEXPORT_JOBS)")
+                        help="worker processes for exports and cells (default: one per core, or $ACTEXPORT_JOBS)")
+        sp.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                        help=f"longest one export or one cell may take before its worker is killed "
+                        f"(default {DEFAULT_TIMEOUT:g})")
+        sp.add_argument("--in-process", action="store_true",
+                        help="run exports and cells in this process: no protection from crashes and hangs "
+                        "(for debugging)")
 
     ex = sub.add_parser("export", help="write deployable artifacts and their manifest")
     selection(ex)
@@ -126,6 +133,8 @@ def _cache(args: argparse.Namespace):
 
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"invalid --jobs {args.jobs}: give a number of worker processes >= 1")
+    if not args.timeout > 0:
+        raise UsageError(f"invalid --timeout {args.timeout:g}: give seconds > 0")
     if args.no_cache:
         if args.cache_dir is not None:
             raise UsageError("give --cache-dir or --no-cache, not both")
@@ -188,7 +197,7 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
     cache = _cache(args)
     with _progress(err, len(acts) * len(formats) * len(dtypes)) as tick:
         results = export_all(acts, formats, dtypes, args.out, opsets, args.exporter, progress=tick,
-                             cache=cache, workers=args.jobs)
+                             cache=cache, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout)
     from actexport.exporters.onnx import kind  # noqa: PLC0415
 
     failed = 0
@@ -230,7 +239,8 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
     cache = _cache(args)
     with _progress(err, plan_size(ids, formats, providers, sizes)) as tick:
         report = bench(ids, formats, providers, sizes, dtypes[0], args.threads, opsets[0], args.exporter, progress=tick,
-                       cache=cache, workers=args.jobs, save_optimized=args.save_optimized)
+                       cache=cache, workers=args.jobs, save_optimized=args.save_optimized,
+                       isolate=not args.in_process, timeout=args.timeout)
     report.render(out)
     if args.json_path:
         report.write_json(args.json_path)
@@ -259,6 +269,8 @@ def cmd_verify(args: argparse.Namespace, out, err) -> int:
         providers_explicit=args.providers is not None,
         reference=not args.no_reference,
         latency=_sizes(args.latency, "--latency") if args.latency else (),
+        isolate=not args.in_process,
+        timeout=args.timeout,
     )
     _check_output_file(args.json_path, "--json")
     _check_output_file(args.junit, "--junit")

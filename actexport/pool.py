@@ -1,19 +1,21 @@
 """Runs export jobs: the cache first, then the misses spread over worker processes, each key once.
 
 Exports dominate a cold run (the dynamo ONNX exporter takes ~0.7 s a model and is single-threaded
-Python), so they run in `spawn`ed worker processes, one per core, while the caller verifies the
-results already produced. Results come back in the order asked for.
+Python), so they run in worker processes (isolate.py), one per core, while the caller verifies the
+results already produced; an exporter that crashes or hangs fails its own job only.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from multiprocessing import get_context
 from pathlib import Path
 
 from actexport import cache as ec
+from actexport import tasks
+from actexport.isolate import DEFAULT_TIMEOUT, Task
+from actexport.isolate import workers as workers_for
 from actexport.catalog import Activation
 from actexport.exporters import ExportResult, atomic_write
 
@@ -55,52 +57,57 @@ def export_one(act: Activation, format: str, dtype: str, path: Path, opset: int,
     return torch_export.export(act, dtype, path)
 
 
-_NOT_THE_SAME = "worker built a different module"
+class Pipeline:
+    """Routes the outcomes of a runner (isolate.Workers or isolate.Inline) to the handler of their kind."""
 
+    def __init__(self, runner) -> None:
+        self.runner = runner
+        self.handlers: dict[str, Callable] = {}
 
-def _worker_init() -> None:
-    import torch  # noqa: PLC0415
+    def on(self, kind: str, handler: Callable) -> None:
+        self.handlers[kind] = handler
 
-    # NOTE: one intra-op thread per worker: the workers already use every core between them.
-    torch.set_num_threads(1)
+    def submit(self, kind: str, key: object, fn: Callable, args: tuple, timeout: float, priority: int = 0) -> None:
+        self.runner.submit(Task(fn, args, (kind, key), timeout, priority))
 
+    def drive(self, until: Callable[[], bool]) -> None:
+        """Runs tasks and handles their outcomes until `until()` holds."""
+        while not until():
+            if not self.runner.busy:
+                raise RuntimeError("nothing left to run, yet the work is not done")
+            for outcome in self.runner.poll():
+                self.handlers[outcome.tag[0]](outcome)
 
-def _worker_export(act_id: str, key: str, format: str, dtype: str, path: Path, opset: int,
-                   exporter: str) -> ExportResult:
-    from actexport import catalog  # noqa: PLC0415
-
-    act = catalog.get(act_id)
-    # NOTE: a worker rebuilds the activation from the catalog by id; a row changed in the caller's
-    # process only (a test's monkeypatch, a --module factory) would export something else, so the
-    # worker checks that it builds the very module the key describes, else the caller exports it.
-    if ec.key(act, format, dtype, opset, exporter) != key:
-        return ExportResult(format, None, "", error=_NOT_THE_SAME)
-    return export_one(act, format, dtype, path, opset, exporter)
+    def close(self) -> None:
+        self.runner.close()
 
 
 class Exports:
-    """Produces the results of `jobs`: cached ones at once, the others in worker processes.
+    """Produces the results of `jobs`: cached ones at once, the others as tasks of `pipeline`.
 
     Args:
         jobs: what to export; jobs with the same cache key are exported once and copied.
         cache: the export cache, or None to export everything.
-        workers: worker processes (default: one per core); 1 exports in this process.
+        pipeline: where the exports run (worker processes, or this process); by default worker
+            processes, one per core (`workers`), closed by close().
+        timeout: seconds one export may take before its worker is killed.
     """
 
-    def __init__(self, jobs: list[ExportJob], cache: ec.ExportCache | None = None, workers: int | None = None) -> None:
-        self.jobs = jobs
-        self.cache = cache
+    def __init__(self, jobs: list[ExportJob], cache: ec.ExportCache | None = None, workers: int | None = None,
+                 pipeline: Pipeline | None = None, timeout: float = DEFAULT_TIMEOUT, isolate: bool = True) -> None:
+        self.jobs, self.cache, self.timeout = jobs, cache, timeout
         self.keys = {job: ec.key(job.act, job.format, job.dtype, job.opset, job.exporter) for job in jobs}
+        self._own = pipeline is None
+        self.pipeline = pipeline
         self._done: dict[ExportJob, ExportResult] = {}
-        self._futures: dict[ExportJob, Future] = {}
         self._leader: dict[str, ExportJob] = {}
         self._notes: dict[ExportJob, str] = {}
-        self._pool: ProcessPoolExecutor | None = None
-        misses: list[ExportJob] = []
+        self._waiting: dict[ExportJob, list[Callable]] = {}
+        self._misses: list[ExportJob] = []
         for job in jobs:
             k = self.keys[job]
             if k in self._leader:
-                continue  # the same artifact as an earlier job: copied from it (see result())
+                continue  # the same artifact as an earlier job: copied from it (see _follow)
             self._leader[k] = job
             if cache is not None:
                 hit, why = cache.fetch(k, job.path)
@@ -109,47 +116,69 @@ class Exports:
                     continue
                 if why != "miss":
                     self._notes[job] = why
-            misses.append(job)
-        workers = min(workers or default_workers(), len(misses))
-        if workers > 1:
-            self._pool = ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init)
-            for job in misses:
-                self._futures[job] = self._pool.submit(_worker_export, job.act.id, self.keys[job], job.format,
-                                                       job.dtype, job.path, job.opset, job.exporter)
+            self._misses.append(job)
+        if self._misses:
+            if self.pipeline is None:
+                self.pipeline = Pipeline(workers_for(min(workers or default_workers(), len(self._misses)), isolate))
+            self.pipeline.on("export", self._finished)
+            for n, job in enumerate(self._misses):
+                self.pipeline.submit("export", n, tasks.export, (job.act.id, self.keys[job], job.format, job.dtype,
+                                                                  job.path, job.opset, job.exporter), timeout, 1)
 
-    def result(self, job: ExportJob) -> ExportResult:
-        """The result of one job, waiting for its worker if needed."""
+    def _finished(self, outcome) -> None:
+        job = self._misses[outcome.tag[1]]
+        if outcome.failure:
+            # NOTE: a crash or a hang is a result of this export, not of the run; never cached.
+            result = ExportResult(job.format, None, "", error=f"export failed: {outcome.failure}",
+                                  seconds=outcome.seconds)
+            self._finish(job, result, "not stored: the export did not finish")
+            return
+        if outcome.value == tasks.NOT_HERE:
+            result = export_one(job.act, job.format, job.dtype, job.path, job.opset, job.exporter)
+        else:
+            result = outcome.value[1]
+        self._finish(job, result)
+
+    def _finish(self, job: ExportJob, result: ExportResult, status: str | None = None) -> None:
+        if status is None:
+            status = self.cache.store(self.keys[job], result) if self.cache is not None else "disabled"
+        note = self._notes.get(job)
+        self._done[job] = replace(result, cache=f"{note}; {status}" if note else status)
+        for callback in self._waiting.pop(job, []):
+            callback(self._done[job])
+
+    def ready(self, job: ExportJob) -> bool:
+        return job in self._done or self._leader[self.keys[job]] in self._done
+
+    def when_done(self, job: ExportJob, callback: Callable[[ExportResult], None]) -> None:
+        """Calls callback(result) once the job's result exists (at once if it does)."""
+        if self.ready(job):
+            callback(self._result_now(job))
+            return
+        leader = self._leader[self.keys[job]]
+        self._waiting.setdefault(leader, []).append(lambda _: callback(self._result_now(job)))
+
+    def _result_now(self, job: ExportJob) -> ExportResult:
         if job in self._done:
             return self._done[job]
         leader = self._leader[self.keys[job]]
-        if leader is not job:
-            first = self.result(leader)
-            result = replace(first, cache=f"same artifact as {leader.act.id} (exported once)")
-            if first.ok:
-                atomic_write(job.path, lambda tmp: tmp.write_bytes(first.path.read_bytes()))
-                result = replace(result, path=job.path)
-            self._done[job] = result
-            return result
-        result = None
-        if job in self._futures:
-            try:
-                result = self._futures.pop(job).result()
-            except Exception as e:  # noqa: BLE001  (a worker that died: export it here instead)
-                self._notes[job] = f"worker failed ({type(e).__name__}); exported in the main process"
-            if result is not None and result.error == _NOT_THE_SAME:
-                result = None
-        if result is None:
-            result = export_one(job.act, job.format, job.dtype, job.path, job.opset, job.exporter)
-        status = self.cache.store(self.keys[job], result) if self.cache is not None else "disabled"
-        note = self._notes.get(job)
-        result = replace(result, cache=f"{note}; {status}" if note else status)
+        first = self._done[leader]
+        result = replace(first, cache=f"same artifact as {leader.act.id} (exported once)")
+        if first.ok:
+            atomic_write(job.path, lambda tmp: tmp.write_bytes(first.path.read_bytes()))
+            result = replace(result, path=job.path)
         self._done[job] = result
         return result
 
+    def result(self, job: ExportJob) -> ExportResult:
+        """The result of one job, running the pipeline until it exists."""
+        if not self.ready(job):
+            self.pipeline.drive(lambda: self.ready(job))
+        return self._result_now(job)
+
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        if self._own and self.pipeline is not None:
+            self.pipeline.close()
 
     def __enter__(self) -> Exports:
         return self

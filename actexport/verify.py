@@ -6,7 +6,6 @@ distance to eager PyTorch is reported beside it, and eager PyTorch itself is a r
 
 from __future__ import annotations
 
-import contextlib
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,10 +21,13 @@ from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
 from actexport.exporters.onnx import kind as onnx_kind
 from actexport.inputs import Battery, batteries
-from actexport.pool import Exports
+from actexport import tasks
+from actexport.cache import module_digest
+from actexport.isolate import DEFAULT_TIMEOUT, warm_up
+from actexport.isolate import workers as workers_for
+from actexport.pool import Exports, Pipeline
 from actexport.report import Cell, Report
-from actexport.runtimes import Runtime, RuntimeUnavailable, for_format
-from actexport.runtimes.eager import EagerRuntime
+from actexport.runtimes import for_format
 
 PROVIDERS = ("cpu", "cuda")
 VERIFY_ORT_THREADS = 1
@@ -46,6 +48,8 @@ class Options:
     providers_explicit: bool = False
     reference: bool = True  # run onnx.reference on every ONNX artifact (the third vote)
     latency: tuple[int, ...] = ()  # sizes to time every artifact at, as `bench` does (none: no timing)
+    isolate: bool = True  # run exports and cells in worker processes (a crash or hang fails one cell)
+    timeout: float = DEFAULT_TIMEOUT  # seconds one export or one cell may take
 
     def validate(self) -> None:
         for what, values, valid in (("format", self.formats, FORMATS), ("provider", self.providers, PROVIDERS),
@@ -109,39 +113,60 @@ def verify(
 
     start = time.perf_counter()
     report = Report(environment=environment(options))
-    with tempfile.TemporaryDirectory(prefix="actexport-") as tmp, contextlib.ExitStack() as stack:
-        produce = None
-        if artifacts_dir is None:
-            # Every export of the run is planned up front, so the workers run ahead of verification.
-            todo = art.jobs(acts, options.formats, options.dtypes, Path(tmp), options.opsets, options.exporter)
-            exports = stack.enter_context(Exports(todo, cache, workers))
-            by_cell = {(j.act.id, j.dtype, j.format, j.opset if j.format == "onnx" else None): j for j in todo}
+    tick = progress or (lambda label: None)
+    if options.isolate:
+        warm_up()  # the forkserver imports torch and onnxruntime while the oracles are computed
+    with tempfile.TemporaryDirectory(prefix="actexport-") as tmp:
+        pipeline = Pipeline(workers_for(workers, options.isolate))
+        try:
+            runs = [_ActivationRun(act, dtype, options, report, tick) for act in acts for dtype in options.dtypes]
+            produce = None
+            if artifacts_dir is None:
+                # Every export of the run is planned up front, so the workers run ahead of verification.
+                todo = art.jobs(acts, options.formats, options.dtypes, Path(tmp), options.opsets, options.exporter)
+                exports = Exports(todo, cache, pipeline=pipeline, timeout=options.timeout)
+                by_cell = {(j.act.id, j.dtype, j.format, j.opset if j.format == "onnx" else None): j for j in todo}
 
-            def produce(act: Activation, dtype: str, fmt: str, opset: int | None) -> ExportResult:
-                return exports.result(by_cell[(act.id, dtype, fmt, opset)])
+                def produce(act: Activation, dtype: str, fmt: str, opset: int | None, then=None):
+                    job = by_cell[(act.id, dtype, fmt, opset)]
+                    if then is None:
+                        return exports.result(job)
+                    exports.when_done(job, then)
+                    return None
+            else:
+                def produce(act: Activation, dtype: str, fmt: str, opset: int | None, then=None):
+                    result = _from_manifest(act, fmt, dtype, opset, Path(artifacts_dir), manifest)
+                    return result if then is None else then(result)
 
-        for act in acts:
-            for dtype in options.dtypes:
-                run = _ActivationRun(act, dtype, options, report, progress or (lambda label: None))
-                run.execute(produce, artifacts_dir, manifest)
-        stack.close()  # NOTE: the export workers are gone before anything is timed
+            for run in runs:
+                run.plan(pipeline, produce, record_exports=artifacts_dir is None)
+            judged = iter(runs)
+            nxt = [next(judged, None)]
+
+            def all_judged() -> bool:
+                # NOTE: runs are judged in plan order, so the report's exports and graphs keep it.
+                while nxt[0] is not None and nxt[0].complete:
+                    nxt[0].judge()
+                    nxt[0] = next(judged, None)
+                return nxt[0] is None
+
+            pipeline.drive(all_judged)
+        finally:
+            pipeline.close()  # NOTE: the workers are gone before anything is timed
         if options.latency:
-            report.latency = _latency(acts, options, produce, artifacts_dir, manifest, progress)
+            report.latency = _latency(acts, options, produce, progress)
     report.wall_seconds = time.perf_counter() - start
     return report
 
 
-def _latency(acts, options: Options, produce, artifacts_dir: Path | None, manifest: dict | None, progress):
+def _latency(acts, options: Options, produce, progress):
     """`bench` over the artifacts this run verified (the same files), one BenchReport per dtype."""
     from actexport.bench import bench  # noqa: PLC0415
 
     opset = options.opsets[0]
 
     def export(act: Activation, fmt: str, dtype: str, *_) -> ExportResult:
-        key_opset = opset if fmt == "onnx" else None
-        if produce is not None:
-            return produce(act, dtype, fmt, key_opset)
-        return _from_manifest(act, fmt, dtype, key_opset, Path(artifacts_dir), manifest)
+        return produce(act, dtype, fmt, opset if fmt == "onnx" else None)
 
     return [bench([a.id for a in acts], options.formats, options.providers, options.latency, dtype, opset=opset,
                   exporter=options.exporter, progress=progress, export=export) for dtype in options.dtypes]
@@ -183,8 +208,27 @@ class _Outputs:
     ok: bool
 
 
+@dataclass
+class _Slot:
+    """One piece of work of an activation run and, once it is back, its outcome."""
+
+    kind: str  # eager, artifact, graph
+    cell: Cell | None = None
+    device: str = "cpu"
+    format: str = ""
+    opset: int | None = None
+    result: ExportResult | None = None  # the artifact (artifact and graph slots)
+    outcome: tuple | None = None  # what the task returned (see tasks.py), or ("failed", reason)
+    done: bool = False
+
+
 class _ActivationRun:
-    """The cells of one activation in one dtype: eager rows, then every artifact in every runtime."""
+    """The cells of one activation in one dtype: eager rows, then every artifact in every runtime.
+
+    plan() creates the cells in report order and submits their work as tasks; the outcomes come
+    back in any order (receive); judge() then fills the cells in order, because an artifact is
+    judged with eager PyTorch's and onnx.reference's outputs beside its own.
+    """
 
     def __init__(self, act: Activation, dtype: str, options: Options, report: Report, tick: Progress) -> None:
         self.act, self.dtype, self.options, self.report, self.tick = act, dtype, options, report, tick
@@ -193,37 +237,32 @@ class _ActivationRun:
             self.exact = [act.oracle(b.x).astype(b.x.dtype) for b in self.inputs]
         self.budget = act.budget(dtype)
         self.eager: dict[str, _Outputs] = {}  # by device
+        self.slots: list[_Slot] = []
+        self.results: dict[tuple[str, int | None], ExportResult] = {}
 
-    def execute(self, produce: Callable | None, artifacts_dir: Path | None, manifest: dict | None) -> None:
-        """Runs every cell; `produce(act, dtype, format, opset)` exports, else artifacts_dir is read."""
+    @property
+    def complete(self) -> bool:
+        return all(slot.done for slot in self.slots)
+
+    def plan(self, pipeline: Pipeline, produce: Callable, record_exports: bool) -> None:
+        """Creates every cell and submits its work; artifact work waits for the artifact."""
+        self.pipeline, self.record_exports = pipeline, record_exports
+        pipeline.on("cell", _receive)
+        xs = [b.x for b in self.inputs]
         for device in self.options.providers:
-            self._eager_cell(device)
+            slot = self._slot("eager", self._new_cell("eager", f"eager:{device}"), device=device)
+            key = module_digest(self.act)
+            self._submit(slot, tasks.eager, (self.act.id, key, self.dtype, device, xs))
         for fmt in self.options.formats:
-            opsets = self.options.opsets if fmt == "onnx" else (None,)
-            ort_by_opset: dict[int, _Outputs] = {}
-            for opset in opsets:
-                if produce is not None:
-                    result = produce(self.act, self.dtype, fmt, opset)
-                    self.report.exports.append(_export_record(self.act, self.dtype, result))
-                else:
-                    result = _from_manifest(self.act, fmt, self.dtype, opset, Path(artifacts_dir), manifest)
-                self.tick(f"{self.act.id} {fmt}")
-                spec: _Outputs | None = None
-                # NOTE: one onnxruntime thread: the inputs are small, an elementwise result does not
-                # depend on threads, and an idle pool's spinning threads would starve the export
-                # workers running beside verification (measured: exports 4x slower on 2 cores).
-                for rt in for_format(fmt, self.options.providers, reference=self.options.reference,
-                                     ort_threads=VERIFY_ORT_THREADS):
-                    outputs = self._artifact_cell(rt, result, opset, spec)
-                    if rt.name == "onnx.reference":
-                        spec = outputs
-                    if rt.name == "ort:cpu" and outputs is not None:
-                        ort_by_opset[opset] = outputs
-                    self.tick(f"{self.act.id} {fmt} {rt.name}")
-                if fmt == "onnx":
-                    self._graph_record(result, opset, ort_by_opset)
-
-    # -- cells -------------------------------------------------------------------------------
+            for opset in self.options.opsets if fmt == "onnx" else (None,):
+                runtimes = for_format(fmt, self.options.providers, reference=self.options.reference,
+                                      ort_threads=VERIFY_ORT_THREADS)
+                slots = [self._slot("artifact", self._new_cell(fmt, rt.name), device=rt.device, format=fmt,
+                                    opset=opset) for rt in runtimes]
+                if fmt == "onnx" and "cpu" in self.options.providers:
+                    slots.append(self._slot("graph", format=fmt, opset=opset))
+                produce(self.act, self.dtype, fmt, opset,
+                        lambda result, s=slots, f=fmt, o=opset: self._artifact_ready(result, s, f, o))
 
     def _new_cell(self, fmt: str, runtime: str, **kw) -> Cell:
         cell = Cell(self.act.id, self.act.module_repr, fmt, runtime, self.dtype, status="pass", **kw)
@@ -231,31 +270,92 @@ class _ActivationRun:
         self.report.cells.append(cell)
         return cell
 
-    def _eager_cell(self, device: str) -> None:
-        cell = self._new_cell("eager", f"eager:{device}")
-        t0 = time.perf_counter()
-        try:
-            rt = EagerRuntime(self.act, self.dtype, device)
-            reason = rt.unavailable()
-            if reason:
-                cell.status, cell.stage, cell.reason = "unavailable", "load", reason
-                return
-            values = [rt.infer(b.x) for b in self.inputs]
-        except Exception as e:  # noqa: BLE001
-            cell.status, cell.stage = "unavailable", "run"
-            cell.reason = f"eager PyTorch cannot run {self.act.id} in {self.dtype} on {device}: {type(e).__name__}: {e}"
-            return
-        finally:
-            cell.seconds = time.perf_counter() - t0
-            self.tick(f"{self.act.id} eager:{device}")
-        ok = self._judge(cell, values, torch_ref=None, spec=None)
-        self.eager[device] = _Outputs(values, ok)
+    def _slot(self, kind: str, cell: Cell | None = None, **kw) -> _Slot:
+        slot = _Slot(kind, cell, **kw)
+        self.slots.append(slot)
+        return slot
 
-    def _artifact_cell(self, rt: Runtime, result: ExportResult, opset: int | None, spec: _Outputs | None):
-        fmt = result.format
-        exporter_kind = onnx_kind(result.exporter) if fmt == "onnx" else None
-        cell = self._new_cell(fmt, rt.name, exporter=result.exporter, opset=result.opset or opset,
-                              artifact=str(result.path) if result.path else None)
+    def _submit(self, slot: _Slot, fn: Callable, args: tuple) -> None:
+        self.pipeline.submit("cell", (self, slot), fn, args, self.options.timeout, priority=0)
+
+    def _artifact_ready(self, result: ExportResult, slots: list[_Slot], fmt: str, opset: int | None) -> None:
+        self.results[(fmt, opset)] = result
+        self.tick(f"{self.act.id} {fmt}")
+        xs = [b.x for b in self.inputs]
+        for slot in slots:
+            slot.result = result
+            if slot.cell is not None:
+                cell = slot.cell
+                cell.exporter, cell.opset = result.exporter, result.opset or opset
+                cell.artifact = str(result.path) if result.path else None
+            if not result.ok:
+                slot.done = True  # judged from the result alone
+            elif slot.kind == "graph":
+                self._submit(slot, tasks.optimisation, (result.path, xs, VERIFY_ORT_THREADS))
+            else:
+                self._submit(slot, tasks.runtime, (fmt, slot.cell.runtime, slot.device, result.path, xs,
+                                                   VERIFY_ORT_THREADS))
+
+    def receive(self, slot: _Slot, outcome) -> None:
+        if slot.cell is not None:
+            slot.cell.seconds = outcome.seconds
+            self.tick(f"{self.act.id} {slot.cell.runtime}")
+        if outcome.failure:
+            slot.outcome = ("failed", outcome.failure)
+        elif outcome.value == tasks.NOT_HERE:  # the row exists in this process only
+            slot.outcome = tasks.eager(self.act.id, None, self.dtype, slot.device, [b.x for b in self.inputs],
+                                       act=self.act)
+        else:
+            slot.outcome = outcome.value
+        slot.done = True
+
+    # -- verdicts, in report order -------------------------------------------------------------
+
+    def judge(self) -> None:
+        ort_by_opset: dict[int | None, _Outputs] = {}
+        spec: dict[int | None, _Outputs | None] = {}
+        graph_slots: dict[int | None, _Slot] = {}
+        for slot in self.slots:
+            if slot.kind == "eager":
+                values = self._cell_outcome(slot)
+                if values is not None:
+                    self.eager[slot.device] = _Outputs(values, self._judge(slot.cell, values, None, None))
+            elif slot.kind == "artifact":
+                outputs = self._artifact_cell(slot, spec.get(slot.opset))
+                if slot.cell.runtime == "onnx.reference":
+                    spec[slot.opset] = outputs
+                if slot.cell.runtime == "ort:cpu" and outputs is not None:
+                    ort_by_opset[slot.opset] = outputs
+            else:
+                graph_slots[slot.opset] = slot
+        for fmt in self.options.formats:
+            for opset in self.options.opsets if fmt == "onnx" else (None,):
+                result = self.results[(fmt, opset)]
+                if self.record_exports:
+                    self.report.exports.append(_export_record(self.act, self.dtype, result))
+                if fmt == "onnx":
+                    self._graph_record(result, opset, ort_by_opset, graph_slots.get(opset))
+
+    def _cell_outcome(self, slot: _Slot) -> list[np.ndarray] | None:
+        """The values of a finished cell task, or None with the cell's status and reason set."""
+        cell, outcome = slot.cell, slot.outcome
+        if outcome[0] == "ok":
+            cell.ran_on = outcome[2]
+            return outcome[1]
+        if outcome[0] == "failed":
+            # NOTE: the worker crashed or hung: this cell is an error, the matrix goes on.
+            cell.status, cell.stage, cell.reason = "error", "run", f"{cell.runtime} {outcome[1]}"
+            return None
+        _, stage, reason = outcome
+        cell.status, cell.stage, cell.reason = outcome[0], stage, reason
+        if (outcome[0] == "unavailable" and slot.device != "cpu" and self.options.providers_explicit
+                and stage == "load" and cell.format != "eager"):
+            # NOTE: asked for by name, a provider that does not run is an error (exit 4), not n/a.
+            cell.status, cell.stage = "error", "provider"
+        return None
+
+    def _artifact_cell(self, slot: _Slot, spec: _Outputs | None) -> _Outputs | None:
+        cell, result = slot.cell, slot.result
         if result.unavailable:
             cell.status, cell.stage, cell.reason = "unavailable", "export", result.unavailable
             return None
@@ -263,37 +363,18 @@ class _ActivationRun:
             cell.stage, cell.log = result.details.get("stage", "export"), result.log[-4000:]
             # Only a declared "cannot be exported" excuses a missing artifact, and only when the
             # exporter (or the manifest) says none was produced, never a file that went missing.
-            xfail = self.act.xfail(fmt, rt.name, self.dtype, exporter_kind, no_artifact=True)
+            exporter_kind = onnx_kind(result.exporter) if cell.format == "onnx" else None
+            xfail = self.act.xfail(cell.format, cell.runtime, self.dtype, exporter_kind, no_artifact=True)
             cell.status = "xfail" if xfail and cell.stage == "export" else "error"
             cell.reason = f"no artifact: {result.error}"
             if cell.status == "xfail":
                 cell.reason = f"{xfail.reason} [{cell.reason}]"
             return None
-        reason = rt.unavailable()
-        if reason:
-            cell.status, cell.stage, cell.reason = "unavailable", "load", reason
+        values = self._cell_outcome(slot)
+        if values is None:
             return None
-        stage = "load"
-        t0 = time.perf_counter()
-        try:
-            rt.load(result.path)
-            cell.ran_on = rt.ran_on
-            stage = "run"
-            values = [rt.infer(b.x) for b in self.inputs]
-        except RuntimeUnavailable as e:
-            cell.status, cell.stage, cell.reason = "unavailable", stage, str(e)
-            if rt.device != "cpu" and self.options.providers_explicit and stage == "load":
-                # NOTE: asked for by name, a provider that does not run is an error (exit 4), not n/a.
-                cell.status, cell.stage = "error", "provider"
-            return None
-        except Exception as e:  # noqa: BLE001  (one broken cell must not stop the matrix)
-            cell.status, cell.stage, cell.reason = "error", stage, f"{type(e).__name__}: {str(e)[:300]}"
-            return None
-        finally:
-            rt.close()
-            cell.seconds = time.perf_counter() - t0
-        torch_ref = self.eager.get(rt.device) or self.eager.get("cpu")
-        ok = self._judge(cell, values, torch_ref=torch_ref, spec=spec if rt.name != "onnx.reference" else None)
+        torch_ref = self.eager.get(slot.device) or self.eager.get("cpu")
+        ok = self._judge(cell, values, torch_ref=torch_ref, spec=spec if cell.runtime != "onnx.reference" else None)
         return _Outputs(values, ok)
 
     # -- judging -----------------------------------------------------------------------------
@@ -345,7 +426,8 @@ class _ActivationRun:
                                 f"{xfail.max_abs}, {xfail.max_special} NaN/inf mismatches): {xfail.reason}")
         return c.ok
 
-    def _graph_record(self, result: ExportResult, opset: int | None, ort_by_opset: dict) -> None:
+    def _graph_record(self, result: ExportResult, opset: int | None, ort_by_opset: dict,
+                      graph: _Slot | None) -> None:
         record = {"activation": self.act.id, "dtype": self.dtype, "opset": result.opset or opset,
                   "op_types": result.details.get("op_types"), "nodes": result.details.get("nodes")}
         first = next(iter(ort_by_opset), None)
@@ -354,26 +436,21 @@ class _ActivationRun:
                 str(first): int(max(int(np.max(ulp_distance(a, b), initial=0))
                                     for a, b in zip(ort_by_opset[opset].values, ort_by_opset[first].values)))
             }
-        if result.ok and opset in ort_by_opset:
-            record.update(self._optimisation(result, ort_by_opset[opset]))
+        if graph is not None and graph.outcome is not None and opset in ort_by_opset:
+            record.update(self._optimisation(graph.outcome, ort_by_opset[opset]))
         self.report.graphs.append(record)
 
-    def _optimisation(self, result: ExportResult, optimised: _Outputs) -> dict:
+    def _optimisation(self, outcome: tuple, optimised: _Outputs) -> dict:
         """What onnxruntime's graph optimisation did to the graph, and to the numbers.
 
-        ort:cpu runs the optimised graph (ORT_ENABLE_ALL, onnxruntime's default); here the same
-        graph runs unoptimised (ORT_DISABLE_ALL) on the same inputs, both judged against exact.
+        ort:cpu runs the optimised graph (ORT_ENABLE_ALL, onnxruntime's default); the graph task ran
+        the same graph unoptimised (ORT_DISABLE_ALL) on the same inputs; both are judged against exact.
         """
-        from actexport.graphs import analyse, describe  # noqa: PLC0415
-        from actexport.runtimes.onnxrt import OrtRuntime  # noqa: PLC0415
+        from actexport.graphs import describe  # noqa: PLC0415
 
-        try:
-            graph = analyse(result.path)
-            with OrtRuntime("cpu", intra_op_threads=VERIFY_ORT_THREADS, optimization="disable") as rt:
-                rt.load(result.path)
-                plain = [rt.infer(b.x) for b in self.inputs]
-        except Exception as e:  # noqa: BLE001  (a diagnostic: it never fails the cell)
-            return {"optimisation": {"error": f"{type(e).__name__}: {str(e)[:300]}"}}
+        if outcome[0] != "ok":
+            return {"optimisation": {"error": outcome[-1]}}
+        _, graph, plain = outcome
         vs_exact = [merge([compare(v, e, b.x, self.budget) for v, e, b in zip(vals, self.exact, self.inputs)])
                     for vals in (plain, optimised.values)]
         between = [ulp_distance(a, b) for a, b in zip(plain, optimised.values)]
@@ -390,6 +467,11 @@ class _ActivationRun:
                 "unoptimised_within_budget": vs_exact[0].ok, "optimised_within_budget": vs_exact[1].ok,
             },
         }
+
+
+def _receive(outcome) -> None:
+    run, slot = outcome.tag[1]
+    run.receive(slot, outcome)
 
 
 def _values_differ(a: np.ndarray, b: np.ndarray) -> int:

@@ -172,7 +172,7 @@ def test_a_provider_asked_for_by_name_that_falls_back_is_exit_4(monkeypatch):
     monkeypatch.setattr(OrtRuntime, "unavailable", lambda self: None)
     monkeypatch.setattr(OrtRuntime, "load", load)
     report = verify(["relu"], Options(formats=("onnx",), providers=("cuda",), providers_explicit=True,
-                                      reference=False))
+                                      reference=False, isolate=False))  # the patch lives in this process
     (cell,) = _cells(report, runtime="ort:cuda")
     assert (cell.status, cell.stage) == ("error", "provider") and report.exit_code() == 4
 
@@ -230,7 +230,7 @@ def test_an_optimisation_that_changes_numbers_is_named(monkeypatch):
         return y
 
     monkeypatch.setattr(Ort, "infer", nudged)
-    report = verify(["tanh"], Options(formats=("onnx",)))
+    report = verify(["tanh"], Options(formats=("onnx",), isolate=False))  # the patch lives in this process
     (record,) = report.graphs
     assert record["optimisation"]["numbers"] == 3  # one element of each of the three batteries
     assert record["optimisation"]["max_ulp_between"] == 1

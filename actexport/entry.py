@@ -1,0 +1,20 @@
+"""The console script: starts the worker processes' forkserver, then imports the command line.
+
+Importing torch takes ~1.7 s here and the forkserver imports it too, for the workers; starting
+the forkserver first lets both imports run at once on separate cores.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] and args[0] in ("verify", "export", "check") and "--in-process" not in args:
+        from actexport.isolate import warm_up
+
+        warm_up()
+    from actexport.cli import main as cli_main
+
+    return cli_main(argv)

@@ -1,0 +1,251 @@
+"""Work that can crash or hang runs in worker processes: a segfault, abort or timeout is an outcome.
+
+Exporters and runtimes are native code (onnxruntime, the TorchScript and torch.export loaders,
+custom ops): one of them can kill its process or never return. `Workers` runs tasks in processes
+forked from a forkserver that has torch and onnxruntime already imported (so a new or replacement
+worker starts in milliseconds), waits for each with a deadline, and reports a crash or a timeout as
+the task's outcome; the other tasks go on in a fresh worker. `Inline` has the same interface and runs
+tasks in this process (for debugging, and for tests that patch code in this process).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+
+DEFAULT_TIMEOUT = 300.0  # seconds for one export or one cell
+# Imported once by the forkserver, inherited by every worker it forks.
+PRELOAD = ["torch", "numpy", "onnx", "onnxruntime", "onnx.reference", "torch._export.serde.serialize",
+           "actexport.catalog", "actexport.tasks", "actexport.runtimes.onnxrt", "actexport.runtimes.torch_common"]
+
+
+@dataclass(frozen=True)
+class Task:
+    fn: Callable  # a module-level function (it is pickled by reference)
+    args: tuple
+    tag: object  # the caller's key, returned with the outcome
+    timeout: float = DEFAULT_TIMEOUT
+    priority: int = 0  # lower first
+
+
+@dataclass(frozen=True)
+class Outcome:
+    tag: object
+    value: object = None
+    failure: str | None = None  # set when the task crashed, hung or raised: the reason, one line
+    seconds: float = 0.0
+
+
+def _context():
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)
+        return ctx
+    return mp.get_context("spawn")  # NOTE: no forkserver (Windows): each worker imports everything itself
+
+
+def warm_up() -> None:
+    """Starts the forkserver (it imports PRELOAD in the background) so the first worker is ready sooner."""
+    ctx = _context()
+    if ctx.get_start_method() == "forkserver":
+        from multiprocessing import forkserver  # noqa: PLC0415
+
+        forkserver.ensure_running()
+
+
+def plugins() -> list[str]:
+    """$ACTEXPORT_PLUGINS: comma-separated modules every process imports before any work (to
+    register the custom ops a model needs, e.g. `torch.library` definitions)."""
+    return [m.strip() for m in os.environ.get("ACTEXPORT_PLUGINS", "").split(",") if m.strip()]
+
+
+def load_plugins(names: list[str]) -> None:
+    import importlib  # noqa: PLC0415
+
+    for name in names:
+        importlib.import_module(name)
+
+
+def _serve(conn, plugin_names: list[str]) -> None:
+    """A worker's loop: run (fn, args), send ("ok", value) or ("raised", text); stop on None."""
+    import torch  # noqa: PLC0415
+
+    load_plugins(plugin_names)
+    # NOTE: one intra-op thread: the workers already use every core between them.
+    torch.set_num_threads(1)
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        fn, args = msg
+        try:
+            conn.send(("ok", fn(*args)))
+        except BaseException as e:  # noqa: BLE001  (reported as the task's outcome)
+            conn.send(("raised", f"{type(e).__name__}: {str(e)[:500]}"))
+
+
+def describe_exit(code: int | None) -> str:
+    """'killed by SIGSEGV (signal 11)' or 'exited with code 3'."""
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name} (signal {-code})"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+@dataclass
+class _Worker:
+    ctx: object
+    proc: object = None
+    conn: object = None
+    task: Task | None = None
+    started: float = 0.0
+
+    def submit(self, task: Task) -> None:
+        if self.proc is None or not self.proc.is_alive():
+            parent, child = self.ctx.Pipe()
+            self.proc = self.ctx.Process(target=_serve, args=(child, plugins()), daemon=True, name="actexport-worker")
+            self.proc.start()
+            child.close()
+            self.conn = parent
+        self.task, self.started = task, time.monotonic()
+        self.conn.send((task.fn, task.args))
+
+    def collect(self) -> Outcome:
+        task, seconds = self.task, time.monotonic() - self.started
+        self.task = None
+        try:
+            kind, value = self.conn.recv()
+        except (EOFError, OSError):
+            self.proc.join(timeout=5)
+            why = describe_exit(self.proc.exitcode)
+            self._drop()
+            return Outcome(task.tag, failure=f"worker process {why}", seconds=seconds)
+        if kind == "raised":
+            return Outcome(task.tag, failure=f"raised {value}", seconds=seconds)
+        return Outcome(task.tag, value, seconds=seconds)
+
+    def kill(self) -> Outcome:
+        task, seconds = self.task, time.monotonic() - self.started
+        self.task = None
+        self.proc.kill()
+        self.proc.join(timeout=5)
+        self._drop()
+        return Outcome(task.tag, failure=f"timed out after {task.timeout:g} s (worker killed)", seconds=seconds)
+
+    def _drop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.proc, self.conn = None, None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+            self.proc.join(timeout=5)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(timeout=5)
+        self._drop()
+
+
+@dataclass
+class Workers:
+    """`size` worker processes; `submit` queues tasks, `poll` returns the outcomes that are ready."""
+
+    size: int
+    _queue: list = field(default_factory=list)
+    _seq: itertools.count = field(default_factory=itertools.count)
+
+    def __post_init__(self) -> None:
+        ctx = _context()
+        self._workers = [_Worker(ctx) for _ in range(max(1, self.size))]
+
+    def submit(self, task: Task) -> None:
+        heapq.heappush(self._queue, (task.priority, next(self._seq), task))
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue) or any(w.task is not None for w in self._workers)
+
+    def poll(self, timeout: float | None = None) -> list[Outcome]:
+        """Starts queued tasks on idle workers; waits up to `timeout` (None: until one finishes)
+        for outcomes; kills the workers of tasks past their deadline."""
+        for w in self._workers:
+            if w.task is None and self._queue:
+                w.submit(heapq.heappop(self._queue)[2])
+        running = [w for w in self._workers if w.task is not None]
+        if not running:
+            return []
+        now = time.monotonic()
+        deadline = min(w.started + w.task.timeout for w in running) - now
+        limit = max(0.0, deadline if timeout is None else min(timeout, deadline))
+        ready = wait([w.conn for w in running], timeout=limit)
+        out = [w.collect() for w in running if w.conn in ready]
+        now = time.monotonic()
+        out += [w.kill() for w in running if w.task is not None and now - w.started >= w.task.timeout]
+        return out
+
+    def close(self) -> None:
+        for w in self._workers:
+            w.close()
+        self._queue.clear()
+
+
+@dataclass
+class Inline:
+    """Runs tasks in this process, in priority order, one per poll (no crash or hang protection)."""
+
+    _queue: list = field(default_factory=list)
+    _seq: itertools.count = field(default_factory=itertools.count)
+
+    def submit(self, task: Task) -> None:
+        heapq.heappush(self._queue, (task.priority, next(self._seq), task))
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._queue)
+
+    def poll(self, timeout: float | None = None) -> list[Outcome]:
+        if not self._queue:
+            return []
+        task = heapq.heappop(self._queue)[2]
+        start = time.monotonic()
+        try:
+            return [Outcome(task.tag, task.fn(*task.args), seconds=time.monotonic() - start)]
+        except Exception as e:  # noqa: BLE001
+            return [Outcome(task.tag, failure=f"raised {type(e).__name__}: {str(e)[:500]}",
+                            seconds=time.monotonic() - start)]
+
+    def close(self) -> None:
+        self._queue.clear()
+
+
+def workers(size: int | None, isolate: bool = True) -> Workers | Inline:
+    """Worker processes (default: one per core), or Inline when isolation is off."""
+    if not isolate:
+        return Inline()
+    if size is None:
+        try:
+            size = len(os.sched_getaffinity(0))
+        except AttributeError:
+            size = os.cpu_count() or 1
+    return Workers(size)
+
+
+__all__ = ["DEFAULT_TIMEOUT", "Inline", "Outcome", "Task", "Workers", "describe_exit", "warm_up", "workers"]

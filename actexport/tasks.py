@@ -1,0 +1,88 @@
+"""What worker processes run (see isolate.py): one export, one cell, one graph analysis.
+
+Each function takes picklable arguments, never raises for an expected failure, and returns a
+small tuple the caller turns into a result: ("ok", ...), ("unavailable", stage, reason),
+("error", stage, reason), or ("elsewhere",) when the worker would not build the caller's module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+NOT_HERE = ("elsewhere",)
+
+
+def _act(act_id: str, key: str | None):
+    """The catalog row `act_id`, or None when it does not build the module `key` describes: a row
+    changed in the caller's process only (a test's patch) must run there."""
+    from actexport import catalog
+    from actexport.cache import module_digest
+
+    act = catalog.get(act_id)
+    return act if key is None or module_digest(act) == key else None
+
+
+def export(act_id: str, key: str, format: str, dtype: str, path: Path, opset: int, exporter: str):
+    from actexport import cache as ec
+    from actexport import catalog
+    from actexport.pool import export_one
+
+    act = catalog.get(act_id)
+    if ec.key(act, format, dtype, opset, exporter) != key:
+        return NOT_HERE
+    return ("ok", export_one(act, format, dtype, path, opset, exporter))
+
+
+def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: list[np.ndarray], act=None):
+    """Eager PyTorch on every input (`act` given: this process already has the row)."""
+    from actexport.runtimes.eager import EagerRuntime
+
+    act = act or _act(act_id, module_key)
+    if act is None:
+        return NOT_HERE
+    try:
+        rt = EagerRuntime(act, dtype, device)
+        reason = rt.unavailable()
+        if reason:
+            return ("unavailable", "load", reason)
+        return ("ok", [rt.infer(x) for x in inputs], device)
+    except Exception as e:  # noqa: BLE001
+        return ("unavailable", "run",
+                f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {type(e).__name__}: {e}")
+
+
+def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.ndarray], ort_threads: int | None):
+    """Loads the artifact at `path` in the runtime called `name` and runs every input."""
+    from actexport.runtimes import RuntimeUnavailable, for_format
+
+    (rt,) = [r for r in for_format(format, (device,), reference=True, ort_threads=ort_threads) if r.name == name]
+    reason = rt.unavailable()
+    if reason:
+        return ("unavailable", "load", reason)
+    stage = "load"
+    try:
+        rt.load(Path(path))
+        stage = "run"
+        return ("ok", [rt.infer(x) for x in inputs], rt.ran_on)
+    except RuntimeUnavailable as e:
+        return ("unavailable", stage, str(e))
+    except Exception as e:  # noqa: BLE001  (one broken cell must not stop the matrix)
+        return ("error", stage, f"{type(e).__name__}: {str(e)[:300]}")
+    finally:
+        rt.close()
+
+
+def optimisation(path: Path, inputs: list[np.ndarray], ort_threads: int | None):
+    """The graph as exported and as onnxruntime optimises it, and the unoptimised graph's outputs."""
+    from actexport.graphs import analyse
+    from actexport.runtimes.onnxrt import OrtRuntime
+
+    try:
+        graph = analyse(Path(path))
+        with OrtRuntime("cpu", intra_op_threads=ort_threads, optimization="disable") as rt:
+            rt.load(Path(path))
+            return ("ok", graph, [rt.infer(x) for x in inputs])
+    except Exception as e:  # noqa: BLE001  (a diagnostic: it never fails the cell)
+        return ("error", "run", f"{type(e).__name__}: {str(e)[:300]}")

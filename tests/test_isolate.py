@@ -1,0 +1,54 @@
+"""Crashes and hangs stay in their cell: a worker that aborts or never returns fails one cell only."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import crashing_ops
+from actexport.isolate import Task, Workers, describe_exit
+from actexport.verify import Options, verify
+
+
+def test_describe_exit_names_the_signal():
+    assert describe_exit(-6) == "killed by SIGABRT (signal 6)"
+    assert describe_exit(3) == "exited with code 3"
+
+
+def test_workers_report_crash_hang_and_exception_and_carry_on():
+    workers = Workers(2)
+    try:
+        for tag, fn, args in [("abort", os.abort, ()), ("sleep", time.sleep, (60,)), ("raise", int, ("x",)),
+                              ("ok", abs, (-3,))]:
+            workers.submit(Task(fn, args, tag, timeout=2))
+        outcomes = {}
+        while workers.busy:
+            outcomes.update((o.tag, o) for o in workers.poll())
+        workers.submit(Task(abs, (-4,), "after"))  # a fresh worker takes over
+        while workers.busy:
+            outcomes.update((o.tag, o) for o in workers.poll())
+    finally:
+        workers.close()
+    assert outcomes["abort"].failure == "worker process killed by SIGABRT (signal 6)"
+    assert outcomes["sleep"].failure == "timed out after 2 s (worker killed)"
+    assert outcomes["raise"].failure.startswith("raised ValueError: invalid literal")
+    assert outcomes["ok"].value == 3 and outcomes["after"].value == 4
+
+
+@pytest.mark.parametrize("module, reason", [
+    (crashing_ops.Aborts, "torchscript:cpu worker process killed by SIGABRT (signal 6)"),
+    (crashing_ops.Hangs, "torchscript:cpu timed out after 4 s (worker killed)"),
+])
+def test_a_runtime_that_crashes_or_hangs_fails_its_cell_and_the_matrix_finishes(monkeypatch, replace_row, module,
+                                                                                reason):
+    monkeypatch.setenv("ACTEXPORT_PLUGINS", "crashing_ops")  # the workers can load the custom op
+    replace_row("relu", factory=module)
+    report = verify(["relu", "sigmoid", "tanh"], Options(formats=("torchscript",), timeout=4))
+    by = {(c.activation, c.runtime): c for c in report.cells}
+    crashed = by["relu", "torchscript:cpu"]
+    assert (crashed.status, crashed.stage, crashed.reason) == ("error", "run", reason)
+    for act in ("sigmoid", "tanh"):  # verified after the crash, in a fresh worker
+        assert by[act, "torchscript:cpu"].status == "pass" and by[act, "eager:cpu"].status == "pass"
+    assert report.exit_code() == 1
