@@ -126,6 +126,49 @@ def read_manifest(dir: Path) -> dict:
     return doc
 
 
+def onnx_problem(path: Path) -> str | None:
+    """Why an ONNX file from elsewhere must not be loaded (None when it may be).
+
+    It must parse as an ONNX model without following any external data, and every external-data
+    location must be a relative path that stays inside the file's directory: one that points
+    outside (`/etc/passwd`, `../../secret`) is refused, never followed.
+    """
+    import onnx  # noqa: PLC0415
+    from google.protobuf.message import DecodeError  # noqa: PLC0415
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, ValueError, OSError, RuntimeError) as e:
+        return f"{path} is not a valid ONNX model ({type(e).__name__}: {str(e)[:120]})"
+    if not model.graph.output:
+        return f"{path} is not a valid ONNX model (its graph has no output)"
+    base = path.parent.resolve()
+    for tensor in _tensors(model.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = {e.key: e.value for e in tensor.external_data}.get("location", "")
+        target = (base / location).resolve()
+        if Path(location).is_absolute() or not target.is_relative_to(base):
+            return (f"{path}: tensor {tensor.name!r} keeps its data at {location!r}, outside the artifact's "
+                    "directory: refused, not followed")
+    return None
+
+
+def _tensors(graph):
+    """Every tensor of a graph: initializers and node attributes, subgraphs included."""
+    yield from graph.initializer
+    yield from (s.values for s in graph.sparse_initializer)
+    for node in graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            if a.HasField("g"):
+                yield from _tensors(a.g)
+            for g in a.graphs:
+                yield from _tensors(g)
+
+
 def export_all(
     acts: tuple[Activation, ...],
     formats: tuple[str, ...],

@@ -63,6 +63,16 @@ def _parser() -> argparse.ArgumentParser:
                     help="print the deviations report: one line per deviation, grouped by activation")
     ve.add_argument("--no-reference", action="store_true",
                     help="skip onnx.reference (the specification's evaluation of each ONNX graph)")
+    ch = sub.add_parser("check", help="check DIR: manifest against files (missing, extra, changed), then parity")
+    ch.add_argument("dir", type=Path, metavar="DIR", help="a directory written by `actexport export`")
+    ch.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON report here")
+    ch.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
+    ch.add_argument("--quiet", action="store_true", help="print only the summary line and failures")
+    ch.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    ch.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                    help=f"longest one cell may take before its worker is killed (default {DEFAULT_TIMEOUT:g})")
+    ch.add_argument("--in-process", action="store_true", help="run cells in this process (for debugging)")
+
     be = sub.add_parser("bench", help="latency per activation x artifact x runtime x size, beside the floor and eager")
     selection(be, dtypes=False)
     be.add_argument("--providers", default="cpu", help="comma list of cpu, cuda (default cpu)")
@@ -278,14 +288,34 @@ def cmd_verify(args: argparse.Namespace, out, err) -> int:
     with _progress(err, plan_size(ids, options)) as tick:
         report = verify(ids, options, artifacts_dir=args.artifacts, progress=tick, cache=cache,
                         workers=args.jobs)
+    return _emit(report, args, out, err)
+
+
+def cmd_check(args: argparse.Namespace, out, err) -> int:
+    from actexport.check import check
+
+    _check_output_file(args.json_path, "--json")
+    _check_output_file(args.junit, "--junit")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"invalid --jobs {args.jobs}: give a number of worker processes >= 1")
+    if not args.timeout > 0:
+        raise UsageError(f"invalid --timeout {args.timeout:g}: give seconds > 0")
+    report = check(args.dir, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout)
+    return _emit(report, args, out, err)
+
+
+def _emit(report, args: argparse.Namespace, out, err) -> int:
+    """Prints a verify report as the flags ask, writes its JSON and JUnit, returns its exit code."""
     if args.quiet:
         for c in report.cells:
             if c.status in ("fail", "error", "xpass"):
                 out.print(f"{c.key}: {c.status}: {c.reason}", highlight=False, markup=False, soft_wrap=True)
+        for problem in report.problems:
+            out.print(f"problem: {problem}", highlight=False, markup=False, soft_wrap=True)
         out.print(report.summary_line(), highlight=False, markup=False, soft_wrap=True)
     else:
         report.render(out)
-    if args.explain:
+    if getattr(args, "explain", False):
         report.explain(out)
     for warning in report.environment.get("warnings", []):
         err.print(f"warning: {warning}", highlight=False, markup=False)
@@ -313,6 +343,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args, out, err)
         if args.command == "bench":
             return cmd_bench(args, out, err)
+        if args.command == "check":
+            return cmd_check(args, out, err)
         return cmd_verify(args, out, err)
     except UsageError as e:
         print(f"actexport: error: {e}", file=sys.stderr)

@@ -33,6 +33,7 @@ class Task:
     tag: object  # the caller's key, returned with the outcome
     timeout: float = DEFAULT_TIMEOUT
     priority: int = 0  # lower first
+    fresh: bool = False  # run in a process that has run nothing else, and retire it afterwards
 
 
 @dataclass(frozen=True)
@@ -113,15 +114,20 @@ class _Worker:
     conn: object = None
     task: Task | None = None
     started: float = 0.0
+    used: bool = False  # has run a task since it started
+    parked: tuple | None = None  # the process set aside while a fresh one runs a task
 
     def submit(self, task: Task) -> None:
+        if task.fresh and self.used:
+            # NOTE: the warmed-up process waits aside (its imports cost seconds) while a new one runs the task.
+            self.parked, self.proc, self.conn = (self.proc, self.conn), None, None
         if self.proc is None or not self.proc.is_alive():
             parent, child = self.ctx.Pipe()
             self.proc = self.ctx.Process(target=_serve, args=(child, plugins()), daemon=True, name="actexport-worker")
             self.proc.start()
             child.close()
-            self.conn = parent
-        self.task, self.started = task, time.monotonic()
+            self.conn, self.used = parent, False
+        self.task, self.started, self.used = task, time.monotonic(), True
         self.conn.send((task.fn, task.args))
 
     def collect(self) -> Outcome:
@@ -134,6 +140,8 @@ class _Worker:
             why = describe_exit(self.proc.exitcode)
             self._drop()
             return Outcome(task.tag, failure=f"worker process {why}", seconds=seconds)
+        if task.fresh:
+            self._retire()  # NOTE: whatever the task left in the process goes with it
         if kind == "raised":
             return Outcome(task.tag, failure=f"raised {value}", seconds=seconds)
         return Outcome(task.tag, value, seconds=seconds)
@@ -150,8 +158,11 @@ class _Worker:
         if self.conn is not None:
             self.conn.close()
         self.proc, self.conn = None, None
+        if self.parked is not None:  # a fresh task's process is gone: the warmed-up one returns
+            (self.proc, self.conn), self.parked = self.parked, None
 
-    def close(self) -> None:
+    def _retire(self) -> None:
+        """Stops the current process; a parked one (see submit) takes its place."""
         if self.proc is not None and self.proc.is_alive():
             try:
                 self.conn.send(None)
@@ -162,6 +173,11 @@ class _Worker:
                 self.proc.kill()
                 self.proc.join(timeout=5)
         self._drop()
+
+    def close(self) -> None:
+        self._retire()
+        if self.proc is not None:  # the parked process came back: stop it too
+            self._retire()
 
 
 @dataclass

@@ -67,8 +67,9 @@ class Pipeline:
     def on(self, kind: str, handler: Callable) -> None:
         self.handlers[kind] = handler
 
-    def submit(self, kind: str, key: object, fn: Callable, args: tuple, timeout: float, priority: int = 0) -> None:
-        self.runner.submit(Task(fn, args, (kind, key), timeout, priority))
+    def submit(self, kind: str, key: object, fn: Callable, args: tuple, timeout: float, priority: int = 0,
+               fresh: bool = False) -> None:
+        self.runner.submit(Task(fn, args, (kind, key), timeout, priority, fresh))
 
     def drive(self, until: Callable[[], bool]) -> None:
         """Runs tasks and handles their outcomes until `until()` holds."""
@@ -122,8 +123,11 @@ class Exports:
                 self.pipeline = Pipeline(workers_for(min(workers or default_workers(), len(self._misses)), isolate))
             self.pipeline.on("export", self._finished)
             for n, job in enumerate(self._misses):
+                # NOTE: TorchScript names a class variant by how many variants the process scripted
+                # before it (___torch_mangle_N): a process of its own keeps the bytes reproducible.
                 self.pipeline.submit("export", n, tasks.export, (job.act.id, self.keys[job], job.format, job.dtype,
-                                                                  job.path, job.opset, job.exporter), timeout, 1)
+                                                                  job.path, job.opset, job.exporter), timeout, 1,
+                                     fresh=job.format == "torchscript")
 
     def _finished(self, outcome) -> None:
         job = self._misses[outcome.tag[1]]

@@ -72,6 +72,7 @@ class Report:
     environment: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
     latency: list = field(default_factory=list)  # bench.BenchReport per dtype, with verify --latency
+    problems: list[str] = field(default_factory=list)  # findings outside any cell (check: extra files)
 
     def counts(self) -> dict[str, int]:
         c = Counter(cell.status for cell in self.cells)
@@ -84,7 +85,7 @@ class Report:
             return NO_PROVIDER
         if any(c.status == "error" and c.stage in ("export", "missing") for c in self.cells):
             return NO_ARTIFACT
-        if any(c.status in ("fail", "error", "xpass") for c in self.cells):
+        if any(c.status in ("fail", "error", "xpass") for c in self.cells) or self.problems:
             return FAILED
         return OK
 
@@ -100,6 +101,7 @@ class Report:
             },
             "exports": self.exports,
             "graphs": self.graphs,
+            "problems": self.problems,
             "cells": [{k: _finite(v) for k, v in asdict(c).items()} for c in self.cells],
             **({"latency": [b.to_dict() for b in self.latency]} if self.latency else {}),
         }
@@ -163,6 +165,8 @@ class Report:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         for bench in self.latency:
             bench.render(console)
+        for problem in self.problems:
+            console.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
         console.print(self.summary_line(), soft_wrap=True, highlight=False)
 
     def optimisation_lines(self) -> list[str]:
@@ -184,7 +188,8 @@ class Report:
 
     def summary_line(self) -> str:
         counts = ", ".join(f"{n} {s}" for s, n in self.counts().items() if n)
-        return f"{len(self.cells)} cells: {counts} in {self.wall_seconds:.1f} s; exit code {self.exit_code()}"
+        problems = f", {len(self.problems)} problem(s) outside the cells" if self.problems else ""
+        return f"{len(self.cells)} cells: {counts}{problems} in {self.wall_seconds:.1f} s; exit code {self.exit_code()}"
 
     def deviations(self) -> list[str]:
         """One line per deviation from the exact reference, grouped by activation."""

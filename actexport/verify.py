@@ -522,6 +522,9 @@ def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir
         # NOTE: a changed file is an integrity failure (exit 1), not a missing artifact (exit 3).
         return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "integrity"},
                             error=f"{path} changed since export: sha256 {digest[:12]} != manifest {entry['sha256'][:12]}")
+    problem = art.onnx_problem(path) if fmt == "onnx" else None
+    if problem:
+        return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "integrity"}, error=problem)
     return ExportResult(fmt, path, entry.get("exporter", ""), opset=entry.get("opset"),
                         details=entry.get("details", {}))
 

@@ -1,0 +1,116 @@
+"""`actexport check DIR`, deployed artifacts from elsewhere, and reproducible exports."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from actexport import catalog
+from actexport.artifacts import export_all, read_manifest, sha256
+from actexport.cli import main
+from actexport.exporters.onnx import DEFAULT_OPSET
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    out = tmp_path_factory.mktemp("small")
+    assert main(["export", "relu", "gelu", "softmax", "--out", str(out), "--no-cache"]) == 0
+    return out
+
+
+@pytest.fixture
+def deployed(small, tmp_path):
+    import shutil
+
+    shutil.copytree(small, tmp_path / "m")
+    return tmp_path / "m"
+
+
+def _snapshot(dir):
+    return {p.relative_to(dir).as_posix(): sha256(p) for p in sorted(dir.rglob("*")) if p.is_file()}
+
+
+def _relist(dir, rel):
+    """What a careless (or hostile) hand does: rewrites the manifest's sha256 to match the file."""
+    doc = json.loads((dir / "manifest.json").read_text())
+    for e in doc["artifacts"]:
+        if e["path"] == rel:
+            e["sha256"] = sha256(dir / rel)
+    (dir / "manifest.json").write_text(json.dumps(doc))
+
+
+def test_check_of_a_fresh_export_exits_0_and_writes_nothing(deployed, capsys):
+    before = _snapshot(deployed)
+    assert main(["check", str(deployed), "--quiet"]) == 0
+    assert "15 cells: " in capsys.readouterr().out
+    assert _snapshot(deployed) == before
+
+
+@pytest.mark.parametrize("rel", ["gelu/model.onnx", "relu/model.torchscript.pt", "softmax/model.pt2"])
+def test_one_changed_byte_is_named_and_exits_1(deployed, capsys, rel):
+    data = bytearray((deployed / rel).read_bytes())
+    data[len(data) // 3] ^= 0x01
+    (deployed / rel).write_bytes(bytes(data))
+    assert main(["check", str(deployed), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert f"{deployed / rel} changed since export: sha256" in out
+
+
+def test_extra_and_missing_files(deployed, capsys):
+    (deployed / "relu" / "model.onnx.bak").write_bytes(b"x")
+    assert main(["check", str(deployed), "--quiet"]) == 1
+    assert f"problem: {deployed / 'relu/model.onnx.bak'}: not listed in" in capsys.readouterr().out
+    (deployed / "gelu" / "model.pt2").unlink()
+    assert main(["check", str(deployed), "--quiet"]) == 3
+    assert "gelu/model.pt2 is listed in the manifest but missing" in capsys.readouterr().out
+
+
+def test_a_truncated_model_with_a_matching_checksum_is_refused(deployed, capsys):
+    rel = "gelu/model.onnx"
+    (deployed / rel).write_bytes((deployed / rel).read_bytes()[:200])
+    _relist(deployed, rel)
+    assert main(["check", str(deployed), "--quiet"]) == 1
+    assert f"{deployed / rel} is not a valid ONNX model" in capsys.readouterr().out
+
+
+def test_external_data_outside_the_directory_is_refused_not_followed(deployed, capsys, tmp_path):
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"\0" * 16)
+    rel = "relu/model.onnx"
+    weight = helper.make_tensor("w", TensorProto.FLOAT, [4], [0.0] * 4)
+    weight.data_location = TensorProto.EXTERNAL
+    del weight.float_data[:]
+    weight.external_data.add(key="location", value="../../secret.bin")
+    graph = helper.make_graph([helper.make_node("Add", ["input", "w"], ["output"])], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["d0", 4])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["d0", 4])], [weight])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(deployed / rel))
+    _relist(deployed, rel)
+    assert main(["check", str(deployed), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "keeps its data at '../../secret.bin', outside the artifact's directory: refused, not followed" in out
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: d / "nope", "does not exist"),
+    (lambda d: (d / "manifest.json").write_text("{") and d, "is not valid JSON"),
+    (lambda d: (d / "manifest.json").write_text('{"schema": 1, "artifacts": []}') and d, "nothing to check"),
+])
+def test_check_bad_input_is_one_line_exit_2(tmp_path, capsys, setup, message):
+    target = setup(tmp_path)
+    assert main(["check", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+def test_two_exports_of_the_catalog_are_byte_identical(exported, tmp_path):
+    """Reproducible artifacts: the same catalog and versions give the same sha256, every format."""
+    again = tmp_path / "again"
+    export_all(catalog.CATALOG, catalog.FORMATS, ("float32",), again, (DEFAULT_OPSET,), "dynamo", cache=None)
+    first = {e["path"]: e["sha256"] for e in read_manifest(exported)["artifacts"]}
+    second = {e["path"]: e["sha256"] for e in read_manifest(again)["artifacts"]}
+    assert len(first) == 3 * len(catalog.CATALOG) - 1  # rrelu has no dynamo ONNX artifact (declared)
+    assert first == second
