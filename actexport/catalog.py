@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Callable
@@ -117,6 +118,8 @@ class Activation:
     boundaries: tuple[float, ...] = ()
     budgets: dict[str, Budget] = field(default_factory=dict)
     xfails: tuple[XFail, ...] = ()
+    recipe: tuple | None = None  # how a worker process rebuilds a row that is not in the catalog (modules.py)
+    max_input: float | None = None  # the largest finite |x| of the edge battery (None: the dtype's max)
 
     def module(self) -> nn.Module:
         return self.factory().eval()
@@ -358,6 +361,20 @@ def get(activation_id: str) -> Activation:
         raise UsageError(
             f"unknown activation {activation_id!r}; known: {', '.join(sorted(_BY_ID))}"
         ) from None
+
+
+@contextlib.contextmanager
+def registered(act: Activation):
+    """Adds a row (a user's module) to the catalog for the duration of a with-block."""
+    global CATALOG, _BY_ID
+    if act.id in _BY_ID:
+        raise UsageError(f"{act.id!r} is already a catalog id")
+    saved = CATALOG, _BY_ID
+    CATALOG, _BY_ID = (*CATALOG, act), {**_BY_ID, act.id: act}
+    try:
+        yield act
+    finally:
+        CATALOG, _BY_ID = saved
 
 
 def select(ids: list[str] | tuple[str, ...] | None) -> tuple[Activation, ...]:

@@ -36,6 +36,14 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--opset", default=None, help="ONNX opset, or a comma list of opsets (default 18)")
         sp.add_argument("--exporter", default="dynamo", choices=("dynamo", "legacy"),
                         help="torch.onnx exporter: dynamo (default) or the deprecated legacy one")
+        sp.add_argument("--module", default=None, metavar="PKG.MOD:FACTORY",
+                        help="your own torch.nn.Module factory instead of catalog ids (needs --input-shape)")
+        sp.add_argument("--input-shape", default=None, metavar="D0,D1,...",
+                        help="the example input shape of --module, e.g. 4,32")
+        sp.add_argument("--dynamic-dims", default="0", metavar="DIMS",
+                        help="dims of --input-shape left dynamic in the artifacts (default 0)")
+        sp.add_argument("--ulp", type=int, default=None, help="--module: ULP budget (default per dtype, README)")
+        sp.add_argument("--atol", type=float, default=None, help="--module: absolute floor (default per dtype)")
         sp.add_argument("--cache-dir", type=Path, default=None,
                         help="export cache (default $ACTEXPORT_CACHE, else ~/.cache/actexport)")
         sp.add_argument("--no-cache", action="store_true", help="export everything afresh; read and write no cache")
@@ -72,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
                     help=f"longest one cell may take before its worker is killed (default {DEFAULT_TIMEOUT:g})")
     ch.add_argument("--in-process", action="store_true", help="run cells in this process (for debugging)")
+    ch.add_argument("--module", default=None, metavar="PKG.MOD:FACTORY",
+                    help="the factory of a user module DIR holds artifacts of (never guessed from the manifest)")
+    ch.add_argument("--input-shape", default=None, metavar="D0,D1,...", help="as given to `export --module`")
+    ch.add_argument("--dynamic-dims", default="0", metavar="DIMS", help="as given to `export --module`")
+    ch.add_argument("--ulp", type=int, default=None, help="--module: ULP budget")
+    ch.add_argument("--atol", type=float, default=None, help="--module: absolute floor")
 
     be = sub.add_parser("bench", help="latency per activation x artifact x runtime x size, beside the floor and eager")
     selection(be, dtypes=False)
@@ -93,7 +107,29 @@ def _all_dtypes(value: str) -> str:
     return ",".join(DTYPES) if value.strip() == "all" else value
 
 
+def _user_module(args: argparse.Namespace):
+    """The row of --module (None without it), checked before anything runs."""
+    spec = getattr(args, "module", None)
+    if spec is None:
+        for flag in ("input_shape", "ulp", "atol"):
+            if getattr(args, flag, None) is not None:
+                raise UsageError(f"--{flag.replace('_', '-')} applies to --module only")
+        return None
+    from actexport.modules import activation, parse_shape
+
+    if getattr(args, "all", False) or getattr(args, "ids", None):
+        raise UsageError("give --module or activation ids/--all, not both")
+    if args.input_shape is None:
+        raise UsageError(f"--module {spec} needs --input-shape, e.g. --input-shape 4,32")
+    if args.ulp is not None and args.ulp < 0 or args.atol is not None and not args.atol >= 0:
+        raise UsageError("--ulp and --atol must be >= 0")
+    shape, static = parse_shape(args.input_shape, args.dynamic_dims)
+    return activation(spec, shape, static, args.ulp, args.atol)
+
+
 def _ids(args: argparse.Namespace, allow_none: bool = False) -> list[str]:
+    if getattr(args, "module", None):
+        return [args.module.replace(":", ".")]
     if args.all and args.ids:
         raise UsageError("give activation ids or --all, not both")
     if not args.all and not args.ids and not allow_none:
@@ -339,16 +375,24 @@ def main(argv: list[str] | None = None) -> int:
         args = _parser().parse_args(argv)
         if args.command == "list":
             return cmd_list(args, out)
-        if args.command == "export":
-            return cmd_export(args, out, err)
-        if args.command == "bench":
-            return cmd_bench(args, out, err)
-        if args.command == "check":
-            return cmd_check(args, out, err)
-        return cmd_verify(args, out, err)
+        user = _user_module(args) if args.command in ("export", "verify", "bench", "check") else None
+        if user is not None:
+            with catalog.registered(user):
+                return _run(args, out, err)
+        return _run(args, out, err)
     except UsageError as e:
         print(f"actexport: error: {e}", file=sys.stderr)
         return USAGE
     except ProviderUnavailable as e:
         print(f"actexport: error: {e}", file=sys.stderr)
         return NO_PROVIDER
+
+
+def _run(args: argparse.Namespace, out, err) -> int:
+    if args.command == "export":
+        return cmd_export(args, out, err)
+    if args.command == "bench":
+        return cmd_bench(args, out, err)
+    if args.command == "check":
+        return cmd_check(args, out, err)
+    return cmd_verify(args, out, err)

@@ -122,6 +122,9 @@ def batteries(act: Activation, dtype: str, grid_points: int = 2048) -> list[Batt
     random = (rng.standard_normal(shape) * (hi - lo) / 6.0).astype(dt)
     grid = np.linspace(lo, hi, grid_points).astype(dt)
     edges = np.concatenate([special_values(dtype), magnitudes(dtype), boundary_values(act, dtype)]).astype(dt)
+    if act.max_input is not None:
+        e64 = edges.astype(np.float64)
+        edges = edges[~(np.isfinite(e64) & (np.abs(e64) > act.max_input))]
     fill = (np.random.default_rng(_seed(act, "fill")).standard_normal(64)).astype(dt)
     return [
         Battery("random", random),

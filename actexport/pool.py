@@ -126,7 +126,8 @@ class Exports:
                 # NOTE: TorchScript names a class variant by how many variants the process scripted
                 # before it (___torch_mangle_N): a process of its own keeps the bytes reproducible.
                 self.pipeline.submit("export", n, tasks.export, (job.act.id, self.keys[job], job.format, job.dtype,
-                                                                  job.path, job.opset, job.exporter), timeout, 1,
+                                                                  job.path, job.opset, job.exporter, job.act.recipe),
+                                     timeout, 1,
                                      fresh=job.format == "torchscript")
 
     def _finished(self, outcome) -> None:

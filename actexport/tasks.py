@@ -14,32 +14,40 @@ import numpy as np
 NOT_HERE = ("elsewhere",)
 
 
-def _act(act_id: str, key: str | None):
-    """The catalog row `act_id`, or None when it does not build the module `key` describes: a row
-    changed in the caller's process only (a test's patch) must run there."""
+def row(act_id: str, recipe: tuple | None):
+    """The catalog row `act_id`, or a user module's row rebuilt from its recipe."""
     from actexport import catalog
+    from actexport.modules import from_recipe
+
+    return from_recipe(recipe) if recipe is not None else catalog.get(act_id)
+
+
+def _act(act_id: str, key: str | None, recipe: tuple | None = None):
+    """The row, or None when it does not build the module `key` describes: a row changed in the
+    caller's process only (a test's patch) must run there."""
     from actexport.cache import module_digest
 
-    act = catalog.get(act_id)
+    act = row(act_id, recipe)
     return act if key is None or module_digest(act) == key else None
 
 
-def export(act_id: str, key: str, format: str, dtype: str, path: Path, opset: int, exporter: str):
+def export(act_id: str, key: str, format: str, dtype: str, path: Path, opset: int, exporter: str,
+           recipe: tuple | None = None):
     from actexport import cache as ec
-    from actexport import catalog
     from actexport.pool import export_one
 
-    act = catalog.get(act_id)
+    act = row(act_id, recipe)
     if ec.key(act, format, dtype, opset, exporter) != key:
         return NOT_HERE
     return ("ok", export_one(act, format, dtype, path, opset, exporter))
 
 
-def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: list[np.ndarray], act=None):
+def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: list[np.ndarray], act=None,
+          recipe: tuple | None = None):
     """Eager PyTorch on every input (`act` given: this process already has the row)."""
     from actexport.runtimes.eager import EagerRuntime
 
-    act = act or _act(act_id, module_key)
+    act = act or _act(act_id, module_key, recipe)
     if act is None:
         return NOT_HERE
     try:

@@ -15,7 +15,8 @@ from typing import Callable
 import numpy as np
 
 from actexport import artifacts as art
-from actexport.catalog import CATALOG, DTYPES, FORMATS, Activation, UsageError, select
+from actexport import catalog
+from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
 from actexport.compare import badness, compare, merge, semantics, ulp_distance
 from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
@@ -101,10 +102,11 @@ def verify(
     if artifacts_dir is not None:
         manifest = art.read_manifest(Path(artifacts_dir))
         listed = {e["id"] for e in manifest["artifacts"]}
-        unknown = sorted(listed - {a.id for a in CATALOG})
+        unknown = sorted(listed - {a.id for a in catalog.CATALOG})
         if unknown:
             raise UsageError(f"{artifacts_dir}/manifest.json lists activation(s) not in the catalog: "
-                             f"{', '.join(unknown)}; known: {', '.join(a.id for a in CATALOG)}")
+                             f"{', '.join(unknown)} (for your own module, pass the same --module and --input-shape); "
+                             f"known: {', '.join(a.id for a in catalog.CATALOG)}")
         if not ids:
             acts = tuple(a for a in acts if a.id in listed)
         if not acts:
@@ -252,7 +254,7 @@ class _ActivationRun:
         for device in self.options.providers:
             slot = self._slot("eager", self._new_cell("eager", f"eager:{device}"), device=device)
             key = module_digest(self.act)
-            self._submit(slot, tasks.eager, (self.act.id, key, self.dtype, device, xs))
+            self._submit(slot, tasks.eager, (self.act.id, key, self.dtype, device, xs, None, self.act.recipe))
         for fmt in self.options.formats:
             for opset in self.options.opsets if fmt == "onnx" else (None,):
                 runtimes = for_format(fmt, self.options.providers, reference=self.options.reference,

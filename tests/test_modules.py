@@ -1,0 +1,79 @@
+"""Your own modules: --module package.module:factory, judged against eager PyTorch in float64."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from actexport import catalog
+from actexport.cli import main
+from actexport.modules import EagerFloat64, activation, parse_shape
+
+MLP = ["--module", "actexport.examples:mlp", "--input-shape", "4,32"]
+
+
+def test_the_example_mlp_verifies_in_every_format(tmp_path, capsys):
+    js = tmp_path / "r.json"
+    assert main(["verify", *MLP, "--quiet", "--json", str(js)]) == 0
+    cells = json.loads(js.read_text())["cells"]
+    assert {(c["runtime"], c["status"]) for c in cells} == {
+        (rt, "pass") for rt in ("eager:cpu", "onnx.reference", "ort:cpu", "torchscript:cpu", "pt2:cpu")}
+    # measured: float32 artifacts within 4 ULP of the float64 reference; the budget is 64
+    assert max(c["max_ulp"] for c in cells) <= 8
+    assert "actexport.examples.mlp" not in {a.id for a in catalog.CATALOG}  # registered for the run only
+
+
+def test_export_then_verify_the_deployed_module(tmp_path, capsys):
+    out = tmp_path / "models"
+    assert main(["export", *MLP, "--out", str(out)]) == 0
+    doc = json.loads((out / "manifest.json").read_text())
+    assert {e["id"] for e in doc["artifacts"]} == {"actexport.examples.mlp"} and len(doc["artifacts"]) == 3
+    assert main(["verify", "--artifacts", str(out), *MLP, "--quiet"]) == 0
+    assert main(["verify", "--artifacts", str(out), "--quiet"]) == 2  # which code to import is never guessed
+    assert "pass the same --module and --input-shape" in capsys.readouterr().err
+
+
+def test_the_reference_rounds_parameters_to_the_dtype_under_test():
+    import numpy as np
+
+    x = np.linspace(-3, 3, 4 * 32).reshape(4, 32)
+    ref = EagerFloat64("actexport.examples:mlp")
+    assert ref(x.astype(np.float64)).dtype == np.float64
+    assert not np.array_equal(ref(x.astype(np.float16)), ref(x.astype(np.float64)))  # fp16 weights differ
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--module", "no_such_package_xyz:f", "--input-shape", "4,32"], "cannot import 'no_such_package_xyz'"),
+    (["--module", "actexport.examples:nope", "--input-shape", "4,32"], "has no attribute 'nope'"),
+    (["--module", "actexport.examples", "--input-shape", "4,32"], "give package.module:factory"),
+    (["--module", "sample_models:NOT_CALLABLE", "--input-shape", "4"], "is not callable"),
+    (["--module", "sample_models:not_a_module", "--input-shape", "4"], "returned int, not a torch.nn.Module"),
+    (["--module", "sample_models:raises", "--input-shape", "4"], "the factory raised RuntimeError: boom"),
+    (["--module", "actexport.examples:mlp"], "needs --input-shape"),
+    (["--module", "actexport.examples:mlp", "--input-shape", "0,32"], "each 1..1048576"),
+    (["--module", "actexport.examples:mlp", "--input-shape", "100000,100000"], "10000000000 elements"),
+    (["--module", "actexport.examples:mlp", "--input-shape", "a,b"], "give sizes"),
+    (["--module", "actexport.examples:mlp", "--input-shape", "4,32", "--dynamic-dims", "5"], "dims of a 2-d input"),
+    (["relu", "--module", "actexport.examples:mlp", "--input-shape", "4,32"], "not both"),
+    (["relu", "--input-shape", "4,32"], "--input-shape applies to --module only"),
+])
+def test_bad_module_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, argv, message):
+    out = tmp_path / "models"
+    assert main(["export", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not out.exists()
+
+
+def test_shape_parsing():
+    assert parse_shape("4,32", "0") == ((4, 32), (1,))
+    assert parse_shape("2,3,8", "0,2") == ((2, 3, 8), (1,))
+    assert activation("actexport.examples:mlp", (4, 32), (1,)).budget("float32").ulp == 64
+
+
+def test_check_a_directory_of_a_user_module(tmp_path, capsys):
+    out = tmp_path / "models"
+    assert main(["export", *MLP, "--out", str(out)]) == 0
+    assert main(["check", str(out), *MLP, "--quiet"]) == 0
+    assert main(["check", str(out), "--quiet"]) == 2
