@@ -156,18 +156,23 @@ def verify(
         finally:
             pipeline.close()  # NOTE: the workers are gone before anything is timed
         if options.latency:
-            report.latency = _latency(acts, options, produce, progress)
+            # NOTE: timing runs in this process: an artifact whose cell crashed, hung or errored is
+            # not loaded again here.
+            broken = {(c.activation, c.format) for c in report.cells if c.status == "error"}
+            report.latency = _latency(acts, options, produce, progress, broken)
     report.wall_seconds = time.perf_counter() - start
     return report
 
 
-def _latency(acts, options: Options, produce, progress):
+def _latency(acts, options: Options, produce, progress, broken: set[tuple[str, str]]):
     """`bench` over the artifacts this run verified (the same files), one BenchReport per dtype."""
     from actexport.bench import bench  # noqa: PLC0415
 
     opset = options.opsets[0]
 
     def export(act: Activation, fmt: str, dtype: str, *_) -> ExportResult:
+        if (act.id, fmt) in broken:
+            return ExportResult(fmt, None, "", error="not timed: a cell of this artifact errored in verification")
         return produce(act, dtype, fmt, opset if fmt == "onnx" else None)
 
     return [bench([a.id for a in acts], options.formats, options.providers, options.latency, dtype, opset=opset,

@@ -180,3 +180,18 @@ def test_verify_latency_adds_the_bench_figures_to_the_report(tmp_path, capsys):
     (latency,) = json.loads(js.read_text())["latency"]
     assert {r["runtime"] for r in latency["rows"] if r["status"] == "ok"} == {"eager:cpu", "eager.out:cpu", "ort:cpu"}
     assert all(r["ratio_floor"] > 0 for r in latency["rows"] if r["status"] == "ok")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["relu7"], "unknown activation 'relu7'"),
+    (["relu", "--formats", "tflite"], "unknown format 'tflite'"),
+    (["relu", "--opset", "99"], "invalid opset 99"),
+    (["relu", "--dtypes", "int8"], "unknown dtype 'int8'"),
+    (["relu", "--jobs", "0"], "invalid --jobs 0"),
+    (["relu", "--timeout", "0"], "invalid --timeout 0"),
+])
+def test_export_bad_input_writes_nothing(tmp_path, capsys, argv, message):
+    out = tmp_path / "models"
+    assert main(["export", *argv, "--out", str(out)]) == 2
+    assert message in _one_error_line(capsys)
+    assert not out.exists()

@@ -52,3 +52,12 @@ def test_a_runtime_that_crashes_or_hangs_fails_its_cell_and_the_matrix_finishes(
     for act in ("sigmoid", "tanh"):  # verified after the crash, in a fresh worker
         assert by[act, "torchscript:cpu"].status == "pass" and by[act, "eager:cpu"].status == "pass"
     assert report.exit_code() == 1
+
+
+def test_latency_does_not_reload_an_artifact_whose_cell_crashed(monkeypatch, replace_row):
+    monkeypatch.setenv("ACTEXPORT_PLUGINS", "crashing_ops")
+    replace_row("relu", factory=crashing_ops.Aborts)
+    report = verify(["relu"], Options(formats=("torchscript",), latency=(1000,), timeout=30))
+    (bench,) = report.latency
+    (row,) = [r for r in bench.rows if r.runtime == "torchscript:cpu"]
+    assert row.status == "unavailable" and "errored in verification" in row.reason

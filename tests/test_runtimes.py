@@ -78,3 +78,25 @@ def test_cuda_provider_runs_on_cuda(exported):
     rt.load(exported / "relu" / "model.onnx")
     assert rt.session.get_providers()[0] == "CUDAExecutionProvider"
     np.testing.assert_array_equal(rt.infer(np.array([[-1.0, 2.0]], np.float32)), [[0.0, 2.0]])
+
+
+def test_pt2_loading_never_unpickles_arbitrary_objects(tmp_path):
+    import io
+    import pickle
+
+    import torch
+
+    from actexport.runtimes.exported import weights_only
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))  # would create the file when unpickled
+
+    buffer = io.BytesIO()
+    torch.save({"w": Payload()}, buffer, pickle_module=pickle)
+    with weights_only(), pytest.raises(pickle.UnpicklingError):
+        torch.load(io.BytesIO(buffer.getvalue()), weights_only=False)  # what torch.export.load asks for
+    assert not marker.exists()
+    assert torch.load is not None and "safe_load" not in torch.load.__name__  # restored after the block
