@@ -9,7 +9,7 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-from actexport.catalog import FORMATS, Activation, UsageError
+from actexport.catalog import DTYPES, FORMATS, Activation, UsageError
 from actexport.exporters import FILENAMES, ExportResult, atomic_write
 
 SCHEMA = 1
@@ -118,11 +118,29 @@ def read_manifest(dir: Path) -> dict:
         raise UsageError(f"{str(path)!r} is not valid JSON ({e})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("artifacts"), list):
         raise UsageError(f"{str(path)!r} is not an actexport manifest of schema {SCHEMA}")
+    seen: set[tuple] = set()
     for e in doc["artifacts"]:
         if not isinstance(e, dict) or not {"id", "format", "path", "dtype", "sha256"} <= e.keys():
             raise UsageError(f"{str(path)!r} has an artifact entry without id/format/path/dtype/sha256: {e!r:.120}")
+        if not all(isinstance(e[k], str) and e[k] for k in ("id", "format", "path", "dtype", "sha256")):
+            raise UsageError(f"{str(path)!r}: id, format, path, dtype and sha256 must be non-empty strings: {e!r:.120}")
+        if e["format"] not in FORMATS:
+            raise UsageError(f"{str(path)!r} lists an artifact of unknown format {e['format']!r}; valid: "
+                             f"{', '.join(FORMATS)}")
+        if e["dtype"] not in DTYPES:
+            raise UsageError(f"{str(path)!r} lists an artifact of unknown dtype {e['dtype']!r}; valid: "
+                             f"{', '.join(DTYPES)}")
+        if e["format"] == "onnx" and not (isinstance(e.get("opset"), int) and not isinstance(e["opset"], bool)):
+            raise UsageError(f"{str(path)!r}: the ONNX entry {e['path']!r} needs an integer opset")
         if Path(e["path"]).is_absolute() or ".." in Path(e["path"]).parts:
             raise UsageError(f"{str(path)!r} names a path outside its directory: {e['path']!r}")
+        if (dir / e["path"]).is_symlink():
+            raise UsageError(f"{str(path)!r} lists {e['path']!r}, a symbolic link: refused, not followed")
+        key = (e["id"], e["format"], e["dtype"], e.get("opset") if e["format"] == "onnx" else None)
+        if key in seen:
+            raise UsageError(f"{str(path)!r} lists two {e['format']} {e['dtype']} artifacts for {e['id']!r}; "
+                             "each may be listed once")
+        seen.add(key)
     return doc
 
 

@@ -42,9 +42,15 @@ def default_root() -> Path:
     return Path(base) / "actexport"
 
 
-@lru_cache(maxsize=1)
 def _environment_digest() -> str:
-    """The versions and exporter sources that the exported bytes depend on."""
+    from actexport.isolate import plugins  # noqa: PLC0415
+
+    return _environment_digest_for(tuple(plugins()))
+
+
+@lru_cache(maxsize=8)
+def _environment_digest_for(plugin_names: tuple[str, ...]) -> str:
+    """The versions, exporter sources and plugins that the exported bytes depend on."""
     from importlib import metadata  # noqa: PLC0415
 
     h = hashlib.sha256(sys.version.encode())
@@ -56,13 +62,41 @@ def _environment_digest() -> str:
     here = Path(__file__).parent
     for source in sorted([*(here / "exporters").glob("*.py"), here / "inputs.py", here / "cache.py"]):
         h.update(source.name.encode() + source.read_bytes())
+    # Plugins can register custom ops and their translations: their names and code change exports.
+    import importlib.util  # noqa: PLC0415
+
+    for name in plugin_names:
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin) if spec and spec.origin else None
+        h.update(f"plugin={name};".encode() + (origin.read_bytes() if origin and origin.is_file() else b""))
     return h.hexdigest()
 
 
+def _source_files(act: Activation, module) -> list[Path]:
+    """The files a user module's code lives in (its factory's and every submodule class's), outside
+    torch and actexport: their bytes are part of its key, since `forward` is not in its repr."""
+    import inspect  # noqa: PLC0415
+
+    if act.recipe is None:
+        return []  # catalog rows: torch's own classes, keyed by the torch version
+    objs = [act.factory, *(type(m) for m in module.modules())]
+    files = set()
+    for obj in objs:
+        try:
+            files.add(Path(inspect.getfile(obj)).resolve())
+        except (TypeError, OSError):
+            continue
+    skip = (Path(torch.__file__).parent.resolve(), Path(__file__).parent.resolve())
+    return sorted(f for f in files if f.is_file() and not any(f.is_relative_to(d) for d in skip))
+
+
 def module_digest(act: Activation) -> str:
-    """A sha256 of the module: its class, repr and the bytes of every parameter and buffer."""
+    """A sha256 of the module: its class, repr and the bytes of every parameter and buffer (and,
+    for a user module, of the source files its code lives in)."""
     module = act.module()
     h = hashlib.sha256(f"{type(module).__module__}.{type(module).__qualname__}|{module!r}".encode())
+    for source in _source_files(act, module):
+        h.update(f"|{source.name}:".encode() + source.read_bytes())
     for name, t in sorted(module.state_dict().items()):
         t = t.detach().cpu().contiguous()
         h.update(f"|{name}:{t.dtype}:{tuple(t.shape)}:".encode())
@@ -90,6 +124,10 @@ def _file_digest(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+class _Mismatch(Exception):
+    """A cached artifact whose bytes are not the ones recorded."""
 
 
 class ExportCache:
@@ -133,13 +171,19 @@ class ExportCache:
                                      "outputs": tuple(fields["outputs"])})
             if meta["artifact_sha256"] is None:  # a cached failure: the exporter cannot produce this one
                 return replace(result, cache="hit", seconds=0.0), "hit"
-            atomic_write(dest, lambda tmp: shutil.copyfile(entry_dir / ARTIFACT, tmp))
+            expected = meta["artifact_sha256"]
+
+            def copy_checked(tmp: Path) -> None:
+                shutil.copyfile(entry_dir / ARTIFACT, tmp)
+                got = _file_digest(tmp)
+                if got != expected:  # NOTE: raised before the rename: dest never holds bad bytes
+                    raise _Mismatch(f"artifact sha256 {got[:12]} != recorded {expected[:12]}")
+
+            atomic_write(dest, copy_checked)
+        except _Mismatch as e:
+            return self._corrupt(entry_dir, str(e))
         except (OSError, ValueError, KeyError, TypeError) as e:
             return self._corrupt(entry_dir, f"unreadable ({type(e).__name__}: {e})")
-        got = _file_digest(dest)
-        if got != meta["artifact_sha256"]:
-            dest.unlink(missing_ok=True)
-            return self._corrupt(entry_dir, f"artifact sha256 {got[:12]} != recorded {meta['artifact_sha256'][:12]}")
         return replace(result, path=dest, cache="hit", seconds=0.0), "hit"
 
     def _corrupt(self, entry_dir: Path, why: str) -> tuple[None, str]:

@@ -35,7 +35,7 @@ def options_for(manifest: dict, **kw) -> Options:
     if len(exporters) > 1:
         raise UsageError("the manifest mixes ONNX artifacts of the dynamo and the legacy exporter; check each apart")
     return Options(formats=formats, dtypes=dtypes, opsets=opsets, exporter=exporters.pop() if exporters else "dynamo",
-                   **kw)
+                   listed_only=True, **kw)
 
 
 def check(dir: Path, progress=None, workers: int | None = None, **options) -> Report:

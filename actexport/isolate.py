@@ -121,7 +121,9 @@ class _Worker:
         if task.fresh and self.used:
             # NOTE: the warmed-up process waits aside (its imports cost seconds) while a new one runs the task.
             self.parked, self.proc, self.conn = (self.proc, self.conn), None, None
-        if self.proc is None or not self.proc.is_alive():
+        if self.proc is not None and not self.proc.is_alive():
+            self._drop_dead()
+        if self.proc is None:
             parent, child = self.ctx.Pipe()
             self.proc = self.ctx.Process(target=_serve, args=(child, plugins()), daemon=True, name="actexport-worker")
             self.proc.start()
@@ -146,6 +148,14 @@ class _Worker:
             return Outcome(task.tag, failure=f"raised {value}", seconds=seconds)
         return Outcome(task.tag, value, seconds=seconds)
 
+    def lost(self, task: Task, error: OSError) -> Outcome:
+        self.task = None
+        if self.proc is not None:
+            self.proc.join(timeout=5)
+        why = describe_exit(self.proc.exitcode if self.proc is not None else None)
+        self._drop()
+        return Outcome(task.tag, failure=f"worker process {why} before it took the task ({type(error).__name__})")
+
     def kill(self) -> Outcome:
         task, seconds = self.task, time.monotonic() - self.started
         self.task = None
@@ -160,6 +170,13 @@ class _Worker:
         self.proc, self.conn = None, None
         if self.parked is not None:  # a fresh task's process is gone: the warmed-up one returns
             (self.proc, self.conn), self.parked = self.parked, None
+
+    def _drop_dead(self) -> None:
+        """Closes the pipe of a process that exited between tasks."""
+        self.proc.join(timeout=1)
+        if self.conn is not None:
+            self.conn.close()
+        self.proc, self.conn = None, None
 
     def _retire(self) -> None:
         """Stops the current process; a parked one (see submit) takes its place."""
@@ -202,12 +219,17 @@ class Workers:
     def poll(self, timeout: float | None = None) -> list[Outcome]:
         """Starts queued tasks on idle workers; waits up to `timeout` (None: until one finishes)
         for outcomes; kills the workers of tasks past their deadline."""
+        failed: list[Outcome] = []
         for w in self._workers:
             if w.task is None and self._queue:
-                w.submit(heapq.heappop(self._queue)[2])
+                task = heapq.heappop(self._queue)[2]
+                try:
+                    w.submit(task)
+                except OSError as e:  # the worker died before it read the task (a plugin failed, say)
+                    failed.append(w.lost(task, e))
         running = [w for w in self._workers if w.task is not None]
         if not running:
-            return []
+            return failed
         now = time.monotonic()
         deadline = min(w.started + w.task.timeout for w in running) - now
         limit = max(0.0, deadline if timeout is None else min(timeout, deadline))
@@ -215,7 +237,7 @@ class Workers:
         out = [w.collect() for w in running if w.conn in ready]
         now = time.monotonic()
         out += [w.kill() for w in running if w.task is not None and now - w.started >= w.task.timeout]
-        return out
+        return failed + out
 
     def close(self) -> None:
         for w in self._workers:
@@ -257,10 +279,13 @@ def workers(size: int | None, isolate: bool = True) -> Workers | Inline:
     if not isolate:
         return Inline()
     if size is None:
-        try:
-            size = len(os.sched_getaffinity(0))
-        except AttributeError:
-            size = os.cpu_count() or 1
+        if os.environ.get("ACTEXPORT_JOBS", "").strip().isdigit():
+            size = max(1, int(os.environ["ACTEXPORT_JOBS"]))
+        else:
+            try:
+                size = len(os.sched_getaffinity(0))
+            except AttributeError:
+                size = os.cpu_count() or 1
     return Workers(size)
 
 

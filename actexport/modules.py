@@ -110,11 +110,35 @@ def activation(spec: str, shape: tuple[int, ...], static_dims: tuple[int, ...],
     budgets = {d: Budget(ulp if ulp is not None else b.ulp, atol if atol is not None else b.atol)
                for d, b in MODULE_BUDGETS.items()}
     factory = load_factory(spec)
-    return Activation(
+    act = Activation(
         id=spec.replace(":", "."), factory=factory, formula=f"{spec} (reference: eager PyTorch in float64)",
         oracle=EagerFloat64(spec), shape=shape, static_dims=static_dims, budgets=budgets, max_input=MODULE_MAX_INPUT,
         recipe=(spec, shape, static_dims, ulp, atol),
     )
+    _check_runs(act)
+    return act
+
+
+def _check_runs(act: Activation) -> None:
+    """The factory builds the same module every call (the artifact, the reference and the worker
+    processes each build their own), and it runs at the example shape and the doubled one."""
+    from actexport.cache import module_digest  # noqa: PLC0415
+
+    spec = act.recipe[0]
+    if module_digest(act) != module_digest(act):
+        raise UsageError(f"--module {spec}: the factory builds different weights each call; seed it "
+                         "(e.g. torch.manual_seed inside the factory)")
+    module = act.module()
+    doubled = tuple(d if i in act.static_dims else 2 * d for i, d in enumerate(act.shape))
+    for shape in dict.fromkeys((act.shape, doubled)):
+        try:
+            with torch.no_grad():
+                module(torch.zeros(shape))
+        except Exception as e:  # noqa: BLE001
+            raise UsageError(f"--module {spec}: the module does not run on an input of shape {list(shape)} "
+                             f"(--input-shape {','.join(map(str, act.shape))}, dynamic dims "
+                             f"{[i for i in range(len(act.shape)) if i not in act.static_dims]}): "
+                             f"{type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
 
 
 def from_recipe(recipe: tuple) -> Activation:

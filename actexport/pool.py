@@ -57,6 +57,14 @@ def export_one(act: Activation, format: str, dtype: str, path: Path, opset: int,
     return torch_export.export(act, dtype, path)
 
 
+def _label(job: ExportJob) -> str:
+    if job.format == "onnx":
+        from actexport.exporters.onnx import label  # noqa: PLC0415
+
+        return label(job.exporter)
+    return {"torchscript": "torch.jit", "pt2": "torch.export"}[job.format]
+
+
 class Pipeline:
     """Routes the outcomes of a runner (isolate.Workers or isolate.Inline) to the handler of their kind."""
 
@@ -134,8 +142,9 @@ class Exports:
         job = self._misses[outcome.tag[1]]
         if outcome.failure:
             # NOTE: a crash or a hang is a result of this export, not of the run; never cached.
-            result = ExportResult(job.format, None, "", error=f"export failed: {outcome.failure}",
-                                  seconds=outcome.seconds)
+            # NOTE: stage "crash": no declaration ("cannot be exported") ever excuses it.
+            result = ExportResult(job.format, None, _label(job), error=f"export failed: {outcome.failure}",
+                                  seconds=outcome.seconds, details={"stage": "crash"})
             self._finish(job, result, "not stored: the export did not finish")
             return
         if outcome.value == tasks.NOT_HERE:

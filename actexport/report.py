@@ -83,7 +83,7 @@ class Report:
         produced or is missing, 1 on fail/error/xpass, else 0."""
         if any(c.status == "error" and c.stage == "provider" for c in self.cells):
             return NO_PROVIDER
-        if any(c.status == "error" and c.stage in ("export", "missing") for c in self.cells):
+        if any(c.status == "error" and c.stage in ("export", "missing", "crash") for c in self.cells):
             return NO_ARTIFACT
         if any(c.status in ("fail", "error", "xpass") for c in self.cells) or self.problems:
             return FAILED

@@ -50,6 +50,7 @@ class Options:
     reference: bool = True  # run onnx.reference on every ONNX artifact (the third vote)
     latency: tuple[int, ...] = ()  # sizes to time every artifact at, as `bench` does (none: no timing)
     isolate: bool = True  # run exports and cells in worker processes (a crash or hang fails one cell)
+    listed_only: bool = False  # with artifacts_dir: combinations the manifest does not list are skipped
     timeout: float = DEFAULT_TIMEOUT  # seconds one export or one cell may take
 
     def validate(self) -> None:
@@ -137,7 +138,8 @@ def verify(
                     return None
             else:
                 def produce(act: Activation, dtype: str, fmt: str, opset: int | None, then=None):
-                    result = _from_manifest(act, fmt, dtype, opset, Path(artifacts_dir), manifest)
+                    result = _from_manifest(act, fmt, dtype, opset, Path(artifacts_dir), manifest,
+                                            options.listed_only)
                     return result if then is None else then(result)
 
             for run in runs:
@@ -348,6 +350,11 @@ class _ActivationRun:
         cell, outcome = slot.cell, slot.outcome
         if outcome[0] == "ok":
             cell.ran_on = outcome[2]
+            wrong = next(((v.shape, e.shape) for v, e in zip(outcome[1], self.exact) if v.shape != e.shape), None)
+            if wrong:  # NOTE: an artifact from elsewhere can return anything; this cell fails, not the run
+                cell.status, cell.stage = "error", "run"
+                cell.reason = f"{cell.runtime} returned shape {list(wrong[0])} where the reference has {list(wrong[1])}"
+                return None
             return outcome[1]
         if outcome[0] == "failed":
             # NOTE: the worker crashed or hung: this cell is an error, the matrix goes on.
@@ -365,6 +372,8 @@ class _ActivationRun:
         cell, result = slot.cell, slot.result
         if result.unavailable:
             cell.status, cell.stage, cell.reason = "unavailable", "export", result.unavailable
+            if result.details.get("stage") == "unlisted":
+                cell.status, cell.stage = "skip", ""
             return None
         if not result.ok:
             cell.stage, cell.log = result.details.get("stage", "export"), result.log[-4000:]
@@ -510,13 +519,17 @@ def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
             **({"log": r.log[-4000:]} if not r.ok and r.log else {}), **r.details}
 
 
-def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir: Path, manifest: dict) -> ExportResult:
+def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir: Path, manifest: dict,
+                   listed_only: bool = False) -> ExportResult:
     """The artifact as deployed in `dir`, checked against its manifest entry (path and sha256)."""
     entries = [e for e in manifest["artifacts"] if e["id"] == act.id and e["format"] == fmt and e["dtype"] == dtype]
     if fmt == "onnx":
         entries = [e for e in entries if e.get("opset") == opset]
     if not entries:
         what = f"{fmt} {dtype}" + (f" opset {opset}" if fmt == "onnx" else "")
+        if listed_only:
+            return ExportResult(fmt, None, "", details={"stage": "unlisted"},
+                                unavailable=f"{dir}/manifest.json lists no {what} artifact for {act.id}: nothing to check")
         return ExportResult(fmt, None, "", details={"stage": "export"},
                             error=f"{dir}/manifest.json lists no {what} artifact for {act.id}")
     entry = entries[0]

@@ -114,3 +114,82 @@ def test_two_exports_of_the_catalog_are_byte_identical(exported, tmp_path):
     second = {e["path"]: e["sha256"] for e in read_manifest(again)["artifacts"]}
     assert len(first) == 3 * len(catalog.CATALOG) - 1  # rrelu has no dynamo ONNX artifact (declared)
     assert first == second
+
+
+def test_check_of_a_directory_built_by_several_exports(tmp_path, capsys):
+    mixed = tmp_path / "mixed"
+    assert main(["export", "relu", "--formats", "torchscript", "--out", str(mixed)]) == 0
+    assert main(["export", "tanh", "--formats", "pt2", "--out", str(mixed)]) == 0
+    assert main(["check", str(mixed), "--quiet"]) == 0
+    assert "2 skip" in capsys.readouterr().out  # relu/pt2 and tanh/torchscript were never exported there
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda doc: doc["artifacts"].append(dict(doc["artifacts"][0])), "lists two"),
+    (lambda doc: doc["artifacts"][0].update(sha256=5), "must be non-empty strings"),
+    (lambda doc: doc["artifacts"][0].update(id=["a"]), "must be non-empty strings"),
+    (lambda doc: doc["artifacts"][0].update(format="tflite"), "unknown format 'tflite'"),
+    (lambda doc: doc["artifacts"][0].update(dtype="int8"), "unknown dtype 'int8'"),
+    (lambda doc: [e.update(opset="x") for e in doc["artifacts"] if e["format"] == "onnx"], "needs an integer opset"),
+])
+def test_malformed_manifest_entries_are_exit_2(deployed, capsys, edit, message):
+    doc = json.loads((deployed / "manifest.json").read_text())
+    edit(doc)
+    (deployed / "manifest.json").write_text(json.dumps(doc))
+    assert main(["check", str(deployed)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_a_symlinked_artifact_is_refused(deployed, capsys, tmp_path):
+    outside = tmp_path / "outside.onnx"
+    outside.write_bytes((deployed / "relu" / "model.onnx").read_bytes())
+    (deployed / "relu" / "model.onnx").unlink()
+    (deployed / "relu" / "model.onnx").symlink_to(outside)
+    assert main(["check", str(deployed)]) == 2
+    assert "a symbolic link: refused" in capsys.readouterr().err
+
+
+def test_an_artifact_with_the_wrong_output_shape_fails_its_cell_only(deployed, capsys):
+    rel = "relu/model.onnx"
+    graph = helper.make_graph([helper.make_node("ReduceMax", ["input"], ["output"], keepdims=0)], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["d0", "d1"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(deployed / rel))
+    _relist(deployed, rel)
+    assert main(["check", str(deployed), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    for rt in ("onnx.reference", "ort:cpu"):
+        assert f"relu / onnx@18 / {rt} / float32: error: {rt} returned shape [] where the reference has" in out
+    assert "15 cells: " in out  # the rest of the matrix ran
+
+
+def test_a_pt2_archive_that_would_unpickle_code_is_refused(deployed, capsys, tmp_path):
+    import pickle
+    import zipfile
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    rel = "softmax/model.pt2"
+    original = (deployed / rel).read_bytes()
+    src = tmp_path / "good.pt2"
+    src.write_bytes(original)
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(deployed / rel, "w") as out:
+        for name in z.namelist():
+            data = z.read(name)
+            if name.endswith("constants_config.json"):
+                doc = json.loads(data)
+                doc.setdefault("config", {})["evil"] = {"path_name": "opaque_obj_9", "is_param": False,
+                                                        "use_pickle": True, "tensor_meta": None}
+                data = json.dumps(doc).encode()
+            out.writestr(z.getinfo(name), data)
+        constants = next(n for n in z.namelist() if n.endswith("constants_config.json")).rsplit("/", 1)[0]
+        out.writestr(f"{constants}/opaque_obj_9", pickle.dumps(Payload()))
+    _relist(deployed, rel)
+    assert main(["check", str(deployed), "--quiet"]) == 1
+    assert "loading it would run code: refused" in capsys.readouterr().out
+    assert not marker.exists()

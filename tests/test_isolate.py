@@ -61,3 +61,13 @@ def test_latency_does_not_reload_an_artifact_whose_cell_crashed(monkeypatch, rep
     (bench,) = report.latency
     (row,) = [r for r in bench.rows if r.runtime == "torchscript:cpu"]
     assert row.status == "unavailable" and "errored in verification" in row.reason
+
+
+def test_an_export_that_times_out_is_an_error_never_a_declared_xfail(tmp_path, capsys):
+    from actexport.cli import main
+
+    # rrelu's ONNX export is declared impossible (dynamo); a timed-out export must not pass as that.
+    assert main(["export", "rrelu", "--formats", "onnx", "--timeout", "0.01", "--no-cache",
+                 "--out", str(tmp_path / "m")]) == 3
+    err = capsys.readouterr().err
+    assert "rrelu / onnx / float32: error: export failed: timed out after 0.01 s" in err

@@ -77,3 +77,53 @@ def test_check_a_directory_of_a_user_module(tmp_path, capsys):
     assert main(["export", *MLP, "--out", str(out)]) == 0
     assert main(["check", str(out), *MLP, "--quiet"]) == 0
     assert main(["check", str(out), "--quiet"]) == 2
+
+
+def _user_module(tmp_path, monkeypatch, source: str, name: str = "user_net"):
+    (tmp_path / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return name
+
+
+NET = """
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.l = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return torch.{fn}(self.l(x))
+"""
+
+
+def test_the_cache_key_follows_a_user_modules_source(tmp_path, monkeypatch):
+    import importlib
+
+    from actexport import cache as ec
+
+    name = _user_module(tmp_path, monkeypatch, NET.replace("{fn}", "relu"))
+    before = ec.key(activation(f"{name}:Net", (2, 4), (1,)), "onnx", "float32", 18, "dynamo")
+    (tmp_path / f"{name}.py").write_text(NET.replace("{fn}", "tanh"))  # same class, repr and weights
+    importlib.invalidate_caches()
+    importlib.reload(importlib.import_module(name))
+    after = ec.key(activation(f"{name}:Net", (2, 4), (1,)), "onnx", "float32", 18, "dynamo")
+    assert before != after
+
+
+def test_a_factory_that_builds_different_weights_is_refused(tmp_path, monkeypatch, capsys):
+    name = _user_module(tmp_path, monkeypatch, "from torch import nn\n\ndef make():\n    return nn.Linear(4, 4)\n",
+                        "unseeded_net")
+    assert main(["verify", "--module", f"{name}:make", "--input-shape", "2,4"]) == 2
+    assert "builds different weights each call; seed it" in capsys.readouterr().err
+
+
+def test_an_input_shape_the_module_cannot_take_is_exit_2(capsys):
+    assert main(["verify", "--module", "actexport.examples:mlp", "--input-shape", "4,31"]) == 2
+    assert "does not run on an input of shape [4, 31]" in capsys.readouterr().err
+    assert main(["verify", "--module", "actexport.examples:mlp", "--input-shape", "4,32", "--dynamic-dims", "1"]) == 2
+    assert "does not run on an input of shape [4, 64]" in capsys.readouterr().err

@@ -22,7 +22,7 @@ def test_workers_produce_the_bytes_this_process_produces(tmp_path, replace_row):
     parallel, serial = _jobs(ids, tmp_path / "p"), _jobs(ids, tmp_path / "s")
     with Exports(parallel, None, workers=2) as exports:
         results = [exports.result(j) for j in parallel]
-    with Exports(serial, None, workers=1) as exports:
+    with Exports(serial, None, isolate=False) as exports:  # in this process
         expected = [exports.result(j) for j in serial]
     assert [r.path for r in results] == [j.path for j in parallel]
     for got, want in zip(results, expected):

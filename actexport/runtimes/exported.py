@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
+import json
+import zipfile
+from pathlib import Path, PurePosixPath
 
 import torch
 
@@ -34,6 +36,35 @@ def weights_only():
         torch.load = original
 
 
+def archive_problem(path: Path) -> str | None:
+    """Why a .pt2 archive must not be loaded: it asks torch.export.load to unpickle something.
+
+    torch.export.load unpickles weights and constants marked `use_pickle` (torch.load with
+    weights_only=False) and "opaque object" constants with plain pickle.loads: either runs any Python
+    a crafted archive contains. torch.export.save writes neither for the modules actexport exports
+    (plain tensors are stored raw), so an archive that has them is refused before anything is read.
+    """
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            for name in names:
+                parts = PurePosixPath(name).parts
+                if name.startswith("/") or ".." in parts:
+                    return f"{path}: archive member {name!r} points outside the archive: refused"
+                base = parts[-1] if parts else ""
+                if base.startswith(("opaque_obj", "custom_obj")):
+                    return f"{path}: archive holds a pickled object ({name}); loading it would run code: refused"
+                if base.endswith("_config.json") and "/data/" in f"/{name}":
+                    config = json.loads(z.read(name)).get("config", {})
+                    pickled = [k for k, v in config.items() if isinstance(v, dict) and v.get("use_pickle")]
+                    if pickled:
+                        return (f"{path}: archive marks {pickled[0]!r} as pickled ({name}); loading it would run "
+                                "code: refused")
+    except (zipfile.BadZipFile, OSError, ValueError, AttributeError) as e:
+        return f"{path} is not a valid .pt2 archive ({type(e).__name__}: {str(e)[:120]})"
+    return None
+
+
 class ExportedRuntime(TorchModuleRuntime):
     format = "pt2"
 
@@ -45,5 +76,8 @@ class ExportedRuntime(TorchModuleRuntime):
         return format_unavailable() or super().unavailable()
 
     def load(self, path: Path) -> None:
+        problem = archive_problem(Path(path))
+        if problem:
+            raise RuntimeError(problem)
         with quiet(), weights_only():
             self.module = torch.export.load(str(path)).module().to(self.device)
