@@ -156,7 +156,8 @@ def test_a_missing_artifact_is_exit_3(artifacts_copy):
 
 @pytest.mark.parametrize("doc, message", [
     ({"schema": 1, "artifacts": []}, "nothing to verify"),
-    ({"schema": 1, "artifacts": [{"id": "relu7", "format": "onnx", "path": "x", "dtype": "float32", "sha256": "0"}]},
+    ({"schema": 1, "artifacts": [{"id": "relu7", "format": "onnx", "path": "x", "dtype": "float32", "sha256": "0",
+                                  "opset": 18}]},
      "not in the catalog: relu7"),
 ])
 def test_vacuous_or_foreign_manifests_are_refused(tmp_path, doc, message):
