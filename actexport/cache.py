@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from actexport.artifacts import sha256
 from actexport.catalog import Activation, UsageError
 from actexport.exporters import ExportResult
 
@@ -118,14 +119,6 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class _Mismatch(Exception):
     """A cached artifact whose bytes are not the ones recorded."""
 
@@ -175,7 +168,7 @@ class ExportCache:
 
             def copy_checked(tmp: Path) -> None:
                 shutil.copyfile(entry_dir / ARTIFACT, tmp)
-                got = _file_digest(tmp)
+                got = sha256(tmp)
                 if got != expected:  # NOTE: raised before the rename: dest never holds bad bytes
                     raise _Mismatch(f"artifact sha256 {got[:12]} != recorded {expected[:12]}")
 
@@ -204,7 +197,7 @@ class ExportCache:
                 digest = None
                 if result.ok:
                     shutil.copyfile(result.path, tmp / ARTIFACT)
-                    digest = _file_digest(tmp / ARTIFACT)
+                    digest = sha256(tmp / ARTIFACT)
                 fields = {f: v for f, v in asdict(result).items() if f not in ("path", "seconds", "cache")}
                 fields["log"] = fields["log"][-4000:]
                 meta = {"key": k, "artifact_sha256": digest, "export_seconds": round(result.seconds, 3),

@@ -173,14 +173,18 @@ def _sizes(value: str, flag: str) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def _cache(args: argparse.Namespace):
-    """The export cache the flags ask for (None with --no-cache)."""
-    from actexport.cache import ExportCache, default_root
-
+def _check_workers(args: argparse.Namespace) -> None:
     if args.jobs is not None and args.jobs < 1:
         raise UsageError(f"invalid --jobs {args.jobs}: give a number of worker processes >= 1")
     if not args.timeout > 0:
         raise UsageError(f"invalid --timeout {args.timeout:g}: give seconds > 0")
+
+
+def _cache(args: argparse.Namespace):
+    """The export cache the flags ask for (None with --no-cache)."""
+    from actexport.cache import ExportCache, default_root
+
+    _check_workers(args)
     if args.no_cache:
         if args.cache_dir is not None:
             raise UsageError("give --cache-dir or --no-cache, not both")
@@ -332,10 +336,7 @@ def cmd_check(args: argparse.Namespace, out, err) -> int:
 
     _check_output_file(args.json_path, "--json")
     _check_output_file(args.junit, "--junit")
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"invalid --jobs {args.jobs}: give a number of worker processes >= 1")
-    if not args.timeout > 0:
-        raise UsageError(f"invalid --timeout {args.timeout:g}: give seconds > 0")
+    _check_workers(args)
     report = check(args.dir, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout)
     return _emit(report, args, out, err)
 

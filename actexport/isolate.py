@@ -278,15 +278,17 @@ def workers(size: int | None, isolate: bool = True) -> Workers | Inline:
     """Worker processes (default: one per core), or Inline when isolation is off."""
     if not isolate:
         return Inline()
-    if size is None:
-        if os.environ.get("ACTEXPORT_JOBS", "").strip().isdigit():
-            size = max(1, int(os.environ["ACTEXPORT_JOBS"]))
-        else:
-            try:
-                size = len(os.sched_getaffinity(0))
-            except AttributeError:
-                size = os.cpu_count() or 1
-    return Workers(size)
+    return Workers(size or default_workers())
 
 
-__all__ = ["DEFAULT_TIMEOUT", "Inline", "Outcome", "Task", "Workers", "describe_exit", "warm_up", "workers"]
+def default_workers() -> int:
+    """$ACTEXPORT_JOBS, else the cores this process may run on."""
+    if os.environ.get("ACTEXPORT_JOBS", "").strip().isdigit():
+        return max(1, int(os.environ["ACTEXPORT_JOBS"]))
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+__all__ = ["DEFAULT_TIMEOUT", "Inline", "default_workers", "Outcome", "Task", "Workers", "describe_exit", "warm_up", "workers"]

@@ -11,6 +11,7 @@ import importlib
 import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -94,13 +95,21 @@ class EagerFloat64:
     precise_always: bool = False
 
     def __call__(self, x: np.ndarray, precise: bool | None = None) -> np.ndarray:
-        from actexport.inputs import to_torch, torch_dtype
+        from actexport.inputs import to_torch
 
         x = np.asarray(x)
-        module = build(self.spec).eval().to(torch_dtype(x.dtype.name)).to(torch.float64)
+        module = _reference_module(self.spec, x.dtype.name)
         with torch.no_grad():
             y = module(to_torch(x).to(torch.float64))
         return y.numpy()
+
+
+@lru_cache(maxsize=8)
+def _reference_module(spec: str, dtype: str) -> nn.Module:
+    """The module with its parameters rounded to `dtype`, held in float64 (built once per dtype)."""
+    from actexport.inputs import torch_dtype
+
+    return build(spec).eval().to(torch_dtype(dtype)).to(torch.float64)
 
 
 def activation(spec: str, shape: tuple[int, ...], static_dims: tuple[int, ...],
@@ -141,6 +150,7 @@ def _check_runs(act: Activation) -> None:
                              f"{type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
 
 
+@lru_cache(maxsize=8)
 def from_recipe(recipe: tuple) -> Activation:
-    """Rebuilds a user module's row in a worker process."""
+    """Rebuilds a user module's row in a worker process (once per process: a worker runs many tasks)."""
     return activation(*recipe)

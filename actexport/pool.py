@@ -7,14 +7,13 @@ results already produced; an exporter that crashes or hangs fails its own job on
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from actexport import cache as ec
 from actexport import tasks
-from actexport.isolate import DEFAULT_TIMEOUT, Task
+from actexport.isolate import DEFAULT_TIMEOUT, Task, default_workers
 from actexport.isolate import workers as workers_for
 from actexport.catalog import Activation
 from actexport.exporters import ExportResult, atomic_write
@@ -30,16 +29,6 @@ class ExportJob:
     opset: int
     exporter: str
     path: Path
-
-
-def default_workers() -> int:
-    """$ACTEXPORT_JOBS, else the cores this process may run on."""
-    if os.environ.get("ACTEXPORT_JOBS", "").strip().isdigit():
-        return max(1, int(os.environ["ACTEXPORT_JOBS"]))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def export_one(act: Activation, format: str, dtype: str, path: Path, opset: int, exporter: str) -> ExportResult:

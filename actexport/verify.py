@@ -258,9 +258,9 @@ class _ActivationRun:
         self.pipeline, self.record_exports = pipeline, record_exports
         pipeline.on("cell", _receive)
         xs = [b.x for b in self.inputs]
+        key = module_digest(self.act)
         for device in self.options.providers:
             slot = self._slot("eager", self._new_cell("eager", f"eager:{device}"), device=device)
-            key = module_digest(self.act)
             self._submit(slot, tasks.eager, (self.act.id, key, self.dtype, device, xs, None, self.act.recipe))
         for fmt in self.options.formats:
             for opset in self.options.opsets if fmt == "onnx" else (None,):
