@@ -83,6 +83,8 @@ def entry(act: Activation, result: ExportResult, dtype: str, out_dir: Path) -> d
         "dtype": dtype,
         "opset": result.opset,
         "exporter": result.exporter,
+        **({"graphs": result.details.get("graphs", "stock"), "translations": result.details.get("translations", [])}
+           if result.format == "onnx" else {}),
         "inputs": list(result.inputs),
         "outputs": list(result.outputs),
         **({"details": result.details} if result.details else {}),

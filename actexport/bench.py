@@ -461,7 +461,7 @@ def bench(
     dtype: str = "float32",
     threads: int | None = None,
     opset: int = DEFAULT_OPSET,
-    exporter: str = "dynamo",
+    exporter: str = "dynamo+actexport",
     progress: Progress | None = None,
     export: Export | None = None,
     rule: StoppingRule = DEFAULT_RULE,

@@ -61,7 +61,8 @@ def _environment_digest_for(plugin_names: tuple[str, ...]) -> str:
         except metadata.PackageNotFoundError:
             h.update(f"{name}=none;".encode())
     here = Path(__file__).parent
-    for source in sorted([*(here / "exporters").glob("*.py"), here / "inputs.py", here / "cache.py"]):
+    for source in sorted([*(here / "exporters").glob("*.py"), here / "inputs.py", here / "cache.py",
+                         here / "translations.py"]):
         h.update(source.name.encode() + source.read_bytes())
     # Plugins can register custom ops and their translations: their names and code change exports.
     import importlib.util  # noqa: PLC0415

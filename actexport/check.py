@@ -7,6 +7,8 @@ from pathlib import Path
 from actexport import artifacts as art
 from actexport.catalog import UsageError
 from actexport.exporters.onnx import kind as onnx_kind
+from actexport.exporters.onnx import profile as onnx_profile
+from actexport.exporters.onnx import spec
 from actexport.report import Report
 from actexport.verify import Options, verify
 
@@ -31,10 +33,11 @@ def options_for(manifest: dict, **kw) -> Options:
     dtypes = tuple(dict.fromkeys(e["dtype"] for e in entries))
     onnx = [e for e in entries if e["format"] == "onnx"]
     opsets = tuple(dict.fromkeys(int(e["opset"]) for e in onnx if e.get("opset"))) or Options().opsets
-    exporters = {onnx_kind(e.get("exporter", "")) for e in onnx}
+    exporters = {spec(onnx_kind(e.get("exporter", "")), onnx_profile(e.get("exporter", ""))) for e in onnx}
     if len(exporters) > 1:
-        raise UsageError("the manifest mixes ONNX artifacts of the dynamo and the legacy exporter; check each apart")
-    return Options(formats=formats, dtypes=dtypes, opsets=opsets, exporter=exporters.pop() if exporters else "dynamo",
+        raise UsageError("the manifest mixes ONNX artifacts of several exporters or graph profiles "
+                         f"({', '.join(sorted(exporters))}); check each apart")
+    return Options(formats=formats, dtypes=dtypes, opsets=opsets, exporter=exporters.pop() if exporters else Options().exporter,
                    listed_only=True, **kw)
 
 

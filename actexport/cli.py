@@ -36,6 +36,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--opset", default=None, help="ONNX opset, or a comma list of opsets (default 18)")
         sp.add_argument("--exporter", default="dynamo", choices=("dynamo", "legacy"),
                         help="torch.onnx exporter: dynamo (default) or the deprecated legacy one")
+        sp.add_argument("--graphs", default=None, metavar="PROFILE",
+                        help="ONNX graphs: actexport (default with dynamo: actexport's faster, exact "
+                        "translations where stock is slow or lossy; see README), stock (torch.onnx as is), or "
+                        "candidates (also the translations the benchmark rejected)")
         sp.add_argument("--module", default=None, metavar="PKG.MOD:FACTORY",
                         help="your own torch.nn.Module factory instead of catalog ids (needs --input-shape)")
         sp.add_argument("--input-shape", default=None, metavar="D0,D1,...",
@@ -71,6 +75,19 @@ def _parser() -> argparse.ArgumentParser:
                     help="print the deviations report: one line per deviation, grouped by activation")
     ve.add_argument("--no-reference", action="store_true",
                     help="skip onnx.reference (the specification's evaluation of each ONNX graph)")
+    gr = sub.add_parser("graphs", help="torch.onnx's stock ONNX graphs and actexport's side by side: accuracy "
+                        "vs the exact reference and latency on onnxruntime CPU")
+    gr.add_argument("ids", nargs="*", metavar="ID", help="activation ids (default: the whole catalog)")
+    gr.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    gr.add_argument("--sizes", default="1000,1000000", help="element counts to time (default 1000,1000000)")
+    gr.add_argument("--dtypes", default="float16,float32,float64", help="dtypes judged for accuracy")
+    gr.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON report here")
+    gr.add_argument("--cache-dir", type=Path, default=None, help="export cache (as for verify)")
+    gr.add_argument("--no-cache", action="store_true", help="export everything afresh")
+    gr.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    gr.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                    help=f"longest one export or one cell may take (default {DEFAULT_TIMEOUT:g})")
+    gr.add_argument("--in-process", action="store_true", help="run everything in this process (debugging)")
     ch = sub.add_parser("check", help="check DIR: manifest against files (missing, extra, changed), then parity")
     ch.add_argument("dir", type=Path, metavar="DIR", help="a directory written by `actexport export`")
     ch.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON report here")
@@ -248,14 +265,16 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
     with _progress(err, len(acts) * len(formats) * len(dtypes)) as tick:
         results = export_all(acts, formats, dtypes, args.out, opsets, args.exporter, progress=tick,
                              cache=cache, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout)
-    from actexport.exporters.onnx import kind  # noqa: PLC0415
+    from actexport.exporters.onnx import kind, profile  # noqa: PLC0415
 
     failed = 0
     for act, dtype, r in results:
         if r.ok:
             continue
-        declared = r.error and r.details.get("stage") != "crash" and act.xfail(r.format, None, dtype, kind(r.exporter) if r.format == "onnx" else None,
-                                         no_artifact=True)
+        onnx = r.format == "onnx"
+        declared = r.error and r.details.get("stage") != "crash" and act.xfail(
+            r.format, None, dtype, kind(r.exporter) if onnx else None, no_artifact=True,
+            graphs=profile(r.exporter) if onnx else None)
         failed += bool(r.error) and not declared
         status = "unavailable" if r.unavailable else ("xfail (declared)" if declared else "error")
         detail = f"{declared.reason} [{r.error}]" if declared else (r.unavailable or r.error)
@@ -379,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         from actexport.isolate import load_plugins, plugins
 
         load_plugins(plugins())  # this process builds eager modules and times artifacts too
+        if hasattr(args, "graphs"):
+            from actexport.exporters.onnx import spec  # noqa: PLC0415
+
+            args.exporter = spec(args.exporter, args.graphs)
         user = _user_module(args) if args.command in ("export", "verify", "bench", "check") else None
         if user is not None:
             with catalog.registered(user):
@@ -399,4 +422,27 @@ def _run(args: argparse.Namespace, out, err) -> int:
         return cmd_bench(args, out, err)
     if args.command == "check":
         return cmd_check(args, out, err)
+    if args.command == "graphs":
+        return cmd_graphs(args, out, err)
     return cmd_verify(args, out, err)
+
+
+def cmd_graphs(args: argparse.Namespace, out, err) -> int:
+    from actexport.exporters.onnx import DEFAULT_OPSET, check_opset  # noqa: PLC0415
+    from actexport.sidebyside import compare  # noqa: PLC0415
+
+    ids = list(args.ids) or None
+    catalog.select(ids)  # unknown ids are a usage error before anything runs
+    opset = DEFAULT_OPSET if args.opset is None else args.opset
+    check_opset(opset, "dynamo")
+    dtypes = catalog.parse_list(_all_dtypes(args.dtypes), DTYPES, "dtype")
+    sizes = _sizes(args.sizes, "--sizes")
+    _check_output_file(args.json_path, "--json")
+    cache = _cache(args)
+    with _progress(err, None) as tick:
+        report = compare(ids, opset, sizes, dtypes, cache=cache, workers=args.jobs, isolate=not args.in_process,
+                         timeout=args.timeout, progress=tick)
+    report.render(out)
+    if args.json_path:
+        report.write_json(args.json_path)
+    return OK if report.agrees else FAILED

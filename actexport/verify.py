@@ -21,6 +21,7 @@ from actexport.compare import badness, compare, merge, semantics, ulp_distance
 from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
 from actexport.exporters.onnx import kind as onnx_kind
+from actexport.exporters.onnx import profile as onnx_profile
 from actexport.inputs import Battery, batteries
 from actexport import tasks
 from actexport.cache import module_digest
@@ -45,7 +46,7 @@ class Options:
     providers: tuple[str, ...] = ("cpu",)
     dtypes: tuple[str, ...] = ("float32",)
     opsets: tuple[int, ...] = (DEFAULT_OPSET,)
-    exporter: str = "dynamo"
+    exporter: str = "dynamo+actexport"  # see exporters/onnx.spec(): the dynamo exporter, actexport's graphs
     providers_explicit: bool = False
     reference: bool = True  # run onnx.reference on every ONNX artifact (the third vote)
     latency: tuple[int, ...] = ()  # sizes to time every artifact at, as `bench` does (none: no timing)
@@ -379,8 +380,9 @@ class _ActivationRun:
             cell.stage, cell.log = result.details.get("stage", "export"), result.log[-4000:]
             # Only a declared "cannot be exported" excuses a missing artifact, and only when the
             # exporter (or the manifest) says none was produced, never a file that went missing.
-            exporter_kind = onnx_kind(result.exporter) if cell.format == "onnx" else None
-            xfail = self.act.xfail(cell.format, cell.runtime, self.dtype, exporter_kind, no_artifact=True)
+            onnx = cell.format == "onnx"
+            xfail = self.act.xfail(cell.format, cell.runtime, self.dtype, onnx_kind(result.exporter) if onnx else None,
+                                   no_artifact=True, graphs=onnx_profile(result.exporter) if onnx else None)
             cell.status = "xfail" if xfail and cell.stage == "export" else "error"
             cell.reason = f"no artifact: {result.error}"
             if cell.status == "xfail":
@@ -419,8 +421,9 @@ class _ActivationRun:
             cell.worst_spec = float(spec.values[k].astype(np.float64).reshape(-1)[c.worst_index])
         cell.deviates = _side(cell, c.ok, torch_ref, agrees_with_torch, spec)
 
-        xfail = self.act.xfail(cell.format, cell.runtime, cell.dtype,
-                               onnx_kind(cell.exporter) if cell.format == "onnx" else None)
+        onnx = cell.format == "onnx"
+        xfail = self.act.xfail(cell.format, cell.runtime, cell.dtype, onnx_kind(cell.exporter) if onnx else None,
+                               graphs=onnx_profile(cell.exporter) if onnx else None)
         detail = f"vs exact ({cell.worst_battery} inputs): {c.describe()}"
         if cell.deviates:
             detail += f"; deviating side: {cell.deviates}"

@@ -25,7 +25,7 @@ def _private_export_cache(tmp_path_factory):
 def exported(tmp_path_factory) -> Path:
     """The whole catalog in all three formats, float32, as `actexport export --all` writes it."""
     out = tmp_path_factory.mktemp("models")
-    export_all(catalog.CATALOG, catalog.FORMATS, ("float32",), out, (DEFAULT_OPSET,), "dynamo")
+    export_all(catalog.CATALOG, catalog.FORMATS, ("float32",), out, (DEFAULT_OPSET,), Options().exporter)
     return out
 
 

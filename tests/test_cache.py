@@ -26,7 +26,8 @@ def test_key_follows_everything_that_changes_the_bytes(replace_row):
     base = ec.key(act, "onnx", "float32", 18, "dynamo")
     assert base == ec.key(act, "onnx", "float32", 18, "dynamo")
     assert len({base, ec.key(act, "onnx", "float64", 18, "dynamo"), ec.key(act, "onnx", "float32", 20, "dynamo"),
-                ec.key(act, "onnx", "float32", 18, "legacy"), ec.key(act, "pt2", "float32", 18, "dynamo")}) == 5
+                ec.key(act, "onnx", "float32", 18, "legacy"), ec.key(act, "pt2", "float32", 18, "dynamo"),
+                ec.key(act, "onnx", "float32", 18, "dynamo+actexport")}) == 6
     # The opset and exporter do not change a TorchScript artifact, so they are not in its key.
     assert ec.key(act, "torchscript", "float32", 18, "dynamo") == ec.key(act, "torchscript", "float32", 20, "legacy")
     # A parameter, or the bytes of a weight, change the key; the id does not.

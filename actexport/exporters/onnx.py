@@ -15,14 +15,45 @@ EXPORTERS = ("dynamo", "legacy")
 DEFAULT_OPSET = 18
 
 
+# NOTE: inside the package an ONNX exporter is one string, "<exporter>" for torch.onnx's stock graphs
+# or "<exporter>+actexport" for actexport's graph profile (translations.py), so that the profile
+# travels with the exporter through jobs, worker tasks and cache keys without a second parameter.
+def spec(exporter: str, graphs: str | None) -> str:
+    """The exporter string for `exporter` and a graph profile (None: the default for that exporter)."""
+    from actexport.translations import DEFAULT_PROFILE, check_profile  # noqa: PLC0415
+
+    if exporter not in EXPORTERS:
+        raise UsageError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
+    if graphs is None:
+        graphs = DEFAULT_PROFILE if exporter == "dynamo" else "stock"
+    check_profile(graphs)
+    if graphs != "stock" and exporter != "dynamo":
+        raise UsageError(f"--graphs {graphs} needs the dynamo exporter (custom translations); "
+                         "the legacy exporter only has --graphs stock")
+    return exporter if graphs == "stock" else f"{exporter}+{graphs}"
+
+
+def split(exporter: str) -> tuple[str, str]:
+    """(torch.onnx exporter, graph profile) of an exporter string made by spec()."""
+    base, _, graphs = exporter.partition("+")
+    return base, graphs or "stock"
+
+
 def label(exporter: str) -> str:
     """How an ONNX artifact's exporter is named in results and manifests."""
-    return f"torch.onnx.export(dynamo={exporter == 'dynamo'})"
+    base, graphs = split(exporter)
+    return f"torch.onnx.export(dynamo={base == 'dynamo'})" + ("" if graphs == "stock" else f" + {graphs} graphs")
 
 
 def kind(label_text: str) -> str:
     """The exporter ("dynamo" or "legacy") from a label written by label()."""
     return "legacy" if "dynamo=False" in label_text else "dynamo"
+
+
+def profile(label_text: str) -> str:
+    """The graph profile ("stock", "actexport", "candidates") from a label written by label()."""
+    head, _, tail = label_text.rpartition(" + ")
+    return tail.removesuffix(" graphs") if head and tail.endswith(" graphs") else "stock"
 
 
 def opset_range(exporter: str) -> tuple[int, int]:
@@ -40,6 +71,7 @@ def opset_range(exporter: str) -> tuple[int, int]:
 
 
 def check_opset(opset: int, exporter: str) -> None:
+    exporter = split(exporter)[0]
     if exporter not in EXPORTERS:
         raise UsageError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
     lo, hi = opset_range(exporter)
@@ -57,6 +89,7 @@ def _value_info(vi) -> dict:
 
 def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, exporter: str = "dynamo") -> ExportResult:
     name = label(exporter)
+    exporter, graphs = split(exporter)
     if exporter == "legacy" and not _legacy_available():
         return ExportResult("onnx", None, name, unavailable=f"torch {torch.__version__} has no legacy ONNX exporter")
 
@@ -66,13 +99,19 @@ def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, 
         module = act.module().to(torch_dtype(dtype))
         x = example(act, dtype)
         dims = dynamic_dims(act.shape, act.static_dims)
+        table, used = None, []
+        if graphs != "stock":
+            from actexport import translations  # noqa: PLC0415
+
+            plan = translations.plan(module, dtype, opset, graphs)
+            module, table, used = plan.module, plan.table or None, plan.used
 
         def write(tmp: Path) -> None:
             if exporter == "dynamo":
-                spec = ({i: torch.export.Dim.AUTO for i in dims},)
+                shapes = ({i: torch.export.Dim.AUTO for i in dims},)
                 torch.onnx.export(module, (x,), str(tmp), dynamo=True, opset_version=opset,
-                                  dynamic_shapes=spec, input_names=["input"], output_names=["output"],
-                                  external_data=False)
+                                  dynamic_shapes=shapes, input_names=["input"], output_names=["output"],
+                                  external_data=False, custom_translation_table=table)
             else:
                 axes = {i: f"d{i}" for i in dims}
                 torch.onnx.export(module, (x,), str(tmp), dynamo=False, opset_version=opset,
@@ -89,7 +128,8 @@ def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, 
             "onnx", path, name, opset=int(real_opset),
             inputs=tuple(_value_info(v) for v in model.graph.input),
             outputs=tuple(_value_info(v) for v in model.graph.output),
-            details={"op_types": sorted({n.op_type for n in model.graph.node}), "nodes": len(model.graph.node)},
+            details={"op_types": sorted({n.op_type for n in model.graph.node}), "nodes": len(model.graph.node),
+                     "graphs": graphs, "translations": sorted(set(used))},
         )
 
     result = guarded("onnx", name, run)
