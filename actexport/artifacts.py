@@ -74,6 +74,7 @@ def jobs(acts: tuple[Activation, ...], formats: tuple[str, ...], dtypes: tuple[s
 def entry(act: Activation, result: ExportResult, dtype: str, out_dir: Path) -> dict:
     """The manifest entry of one produced artifact."""
     assert result.path is not None
+    details = dict(result.details)  # the graph profile is a field of its own, not a detail
     return {
         "id": act.id,
         "module": act.module_repr,
@@ -83,11 +84,11 @@ def entry(act: Activation, result: ExportResult, dtype: str, out_dir: Path) -> d
         "dtype": dtype,
         "opset": result.opset,
         "exporter": result.exporter,
-        **({"graphs": result.details.get("graphs", "stock"), "translations": result.details.get("translations", [])}
+        **({"graphs": details.pop("graphs", "stock"), "translations": details.pop("translations", [])}
            if result.format == "onnx" else {}),
         "inputs": list(result.inputs),
         "outputs": list(result.outputs),
-        **({"details": result.details} if result.details else {}),
+        **({"details": details} if details else {}),
     }
 
 

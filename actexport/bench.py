@@ -20,7 +20,7 @@ import torch
 from actexport import artifacts as art
 from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
 from actexport.exporters import ExportResult, atomic_write, root_cause
-from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
+from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset, split
 from actexport.inputs import np_dtype, to_numpy, to_torch, torch_dtype
 from actexport.runtimes import Runtime, RuntimeUnavailable, for_format
 
@@ -461,7 +461,7 @@ def bench(
     dtype: str = "float32",
     threads: int | None = None,
     opset: int = DEFAULT_OPSET,
-    exporter: str = "dynamo+actexport",
+    exporter: str | tuple[str, ...] = DEFAULT_EXPORTER,
     progress: Progress | None = None,
     export: Export | None = None,
     rule: StoppingRule = DEFAULT_RULE,
@@ -482,7 +482,9 @@ def bench(
 
     Args:
         ids: activation ids; the whole catalog when empty or None.
-        formats, providers, dtype, opset, exporter: as for verify.
+        formats, providers, dtype, opset, exporter: as for verify. Several ONNX exporters (a tuple, e.g.
+            stock and actexport graphs) are timed back to back per activation; the rows of every one but
+            the first are named after their graph profile (`ort+candidates:cpu`).
         sizes: element counts (each rounded down to whole rows of the activation's layout).
         threads: intra-op threads for both torch (torch.set_num_threads, restored afterwards) and
             onnxruntime; None keeps each library's default.
@@ -497,39 +499,44 @@ def bench(
         save_optimized: a directory to keep onnxruntime's optimised graph of each ONNX artifact in
             (`<id>.optimized.onnx`; a diagnostic, not a deployable artifact).
     """
-    _validate(formats, providers, sizes, dtype, threads, opset, exporter)
+    exporters = (exporter,) if isinstance(exporter, str) else tuple(exporter)
+    for e in exporters:
+        _validate(formats, providers, sizes, dtype, threads, opset, e)
     acts = select(ids)
     tick = progress or (lambda label: None)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="actexport-bench-") as tmp:
         if export is None:
-            export = _exported_up_front(acts, formats, dtype, Path(tmp), opset, exporter, cache, workers, isolate,
+            export = _exported_up_front(acts, formats, dtype, Path(tmp), opset, exporters, cache, workers, isolate,
                                         timeout)
-        return _bench(acts, formats, providers, sizes, dtype, threads, opset, exporter, tick, export, rule,
+        return _bench(acts, formats, providers, sizes, dtype, threads, opset, exporters, tick, export, rule,
                       dram_bytes, Path(tmp), start, save_optimized)
 
 
-def _exported_up_front(acts, formats, dtype, tmp: Path, opset, exporter, cache, workers, isolate=True,
+def _exported_up_front(acts, formats, dtype, tmp: Path, opset, exporters, cache, workers, isolate=True,
                        timeout=None) -> Export:
     """Produces every artifact before anything is timed, and returns an `export` that hands them out."""
     from actexport.isolate import DEFAULT_TIMEOUT  # noqa: PLC0415
     from actexport.pool import Exports  # noqa: PLC0415
 
-    todo = art.jobs(acts, formats, (dtype,), tmp, (opset,), exporter)
+    todo = art.jobs(acts, formats, (dtype,), tmp, (opset,), exporters[0])
+    for i, exporter in enumerate(exporters[1:], 1):  # ONNX only: the other formats have no exporter choice
+        todo += art.jobs(acts, ("onnx",) if "onnx" in formats else (), (dtype,), tmp / f"e{i}", (opset,), exporter)
     with Exports(todo, cache, workers, timeout=timeout or DEFAULT_TIMEOUT, isolate=isolate) as exports:
-        done = {(j.act.id, j.format): exports.result(j) for j in todo}
+        done = {(j.act.id, j.format, j.exporter if j.format == "onnx" else None): exports.result(j) for j in todo}
     # NOTE: leaving the with-block shut the worker processes down: none competes with the timing.
-    return lambda act, fmt, *_: done[(act.id, fmt)]
+    return lambda act, fmt, dtype, tmp, opset, exporter: done[(act.id, fmt, exporter if fmt == "onnx" else None)]
 
 
-def _bench(acts, formats, providers, sizes, dtype, threads, opset, exporter, tick, export, rule, dram_bytes,
+def _bench(acts, formats, providers, sizes, dtype, threads, opset, exporters, tick, export, rule, dram_bytes,
            tmp: Path, start: float, save_optimized: Path | None) -> BenchReport:
     busy = _cpu_seconds()
     saved_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        report = BenchReport(environment=environment(formats, providers, sizes, dtype, threads, opset, exporter,
+        report = BenchReport(environment=environment(formats, providers, sizes, dtype, threads, opset,
+                                                     list(exporters) if len(exporters) > 1 else exporters[0],
                                                      rule, dram_bytes), rule=rule)
         for device in providers:
             for n in sizes:
@@ -537,7 +544,7 @@ def _bench(acts, formats, providers, sizes, dtype, threads, opset, exporter, tic
                 tick(f"floor {device} {n}")
         for act in acts:
             _ActivationBench(act, report, formats, providers, sizes, dtype, threads, tick, save_optimized).run(
-                lambda a, fmt: export(a, fmt, dtype, tmp, opset, exporter))
+                lambda a, fmt, exporter: export(a, fmt, dtype, tmp, opset, exporter), exporters)
     finally:
         torch.set_num_threads(saved_threads)
     report.wall_seconds = time.perf_counter() - start
@@ -623,17 +630,21 @@ class _ActivationBench:
         self.traffic = {n: self._traffic(x) for n, x in self.inputs.items()}
         self.rows: list[BenchRow] = []
 
-    def run(self, export: Callable[[Activation, str], ExportResult]) -> None:
+    def run(self, export: Callable[[Activation, str, str], ExportResult], exporters: tuple[str, ...]) -> None:
         for device in self.providers:
             self._eager(device)
         for fmt in self.formats:
-            result = export(self.act, fmt)
-            if fmt == "onnx" and result.ok:
-                self.report.graphs[self.act.id] = self._graph(result)
-            for rt in for_format(fmt, self.providers, reference=False):
-                if self.threads is not None and hasattr(rt, "intra_op_threads"):
-                    rt.intra_op_threads = self.threads  # NOTE: onnxruntime's knob; torch's is set globally
-                self._artifact(rt, result)
+            for i, exporter in enumerate(exporters if fmt == "onnx" else exporters[:1]):
+                result = export(self.act, fmt, exporter)
+                if fmt == "onnx" and result.ok and i == 0:
+                    self.report.graphs[self.act.id] = self._graph(result)
+                for rt in for_format(fmt, self.providers, reference=False):
+                    if self.threads is not None and hasattr(rt, "intra_op_threads"):
+                        rt.intra_op_threads = self.threads  # NOTE: onnxruntime's knob; torch's is set globally
+                    # NOTE: the rows of a second ONNX exporter are named after its graph profile
+                    # (ort+candidates:cpu), and are timed right after the first's, on the same inputs.
+                    name = rt.name.replace(":", f"+{split(exporter)[1]}:", 1) if i else rt.name
+                    self._artifact(rt, result, name)
         self.report.rows.extend(self._with_ratios())
 
     def _traffic(self, x: np.ndarray) -> tuple[int, int] | None:
@@ -711,33 +722,33 @@ class _ActivationBench:
             self.rows.append(self._row("eager", out_name, n, "error", f"{type(e).__name__}: {str(e)[:300]}"))
         self.tick(f"{self.act.id} {out_name} {n}")
 
-    def _artifact(self, rt: Runtime, result: ExportResult) -> None:
+    def _artifact(self, rt: Runtime, result: ExportResult, name: str) -> None:
         fmt = result.format
         if result.unavailable or not result.ok:
-            self._all_sizes(fmt, rt.name, "unavailable", f"no artifact: {result.unavailable or result.error}")
+            self._all_sizes(fmt, name, "unavailable", f"no artifact: {result.unavailable or result.error}")
             return
         reason = rt.unavailable()
         if reason:
-            self._all_sizes(fmt, rt.name, "unavailable", reason)
+            self._all_sizes(fmt, name, "unavailable", reason)
             return
         try:
             rt.load(result.path)
         except RuntimeUnavailable as e:
-            self._all_sizes(fmt, rt.name, "unavailable", str(e))
+            self._all_sizes(fmt, name, "unavailable", str(e))
             return
         except Exception as e:  # noqa: BLE001
-            self._all_sizes(fmt, rt.name, "error", f"load: {type(e).__name__}: {str(e)[:300]}")
+            self._all_sizes(fmt, name, "error", f"load: {type(e).__name__}: {str(e)[:300]}")
             rt.close()
             return
         try:
             for n, x in self.inputs.items():
                 try:
-                    self.rows.append(self._measured(fmt, rt.name, n, rt.prepare(x), ran_on=rt.ran_on))
+                    self.rows.append(self._measured(fmt, name, n, rt.prepare(x), ran_on=rt.ran_on))
                 except RuntimeUnavailable as e:
-                    self.rows.append(self._row(fmt, rt.name, n, "unavailable", str(e)))
+                    self.rows.append(self._row(fmt, name, n, "unavailable", str(e)))
                 except Exception as e:  # noqa: BLE001
-                    self.rows.append(self._row(fmt, rt.name, n, "error", f"{type(e).__name__}: {str(e)[:300]}"))
-                self.tick(f"{self.act.id} {rt.name} {n}")
+                    self.rows.append(self._row(fmt, name, n, "error", f"{type(e).__name__}: {str(e)[:300]}"))
+                self.tick(f"{self.act.id} {name} {n}")
         finally:
             # NOTE: closing drops the session and its (spinning) thread pool before the next runtime is timed.
             rt.close()

@@ -56,7 +56,7 @@ class XFail:
 
     Scope fields match a cell when None, equal to its value, or a tuple containing it. `exporter`
     scopes ONNX deviations to one torch.onnx exporter ("dynamo" or "legacy"), `graphs` to one graph
-    profile ("stock" or "actexport", see translations.py).
+    profile ("stock", "actexport" or "candidates", see translations.py).
 
     A numerical deviation is bounded by what was measured: a cell beyond both `max_ulp` ULP and
     `max_abs` (the largest absolute error among the elements over budget), against the exact

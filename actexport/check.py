@@ -6,6 +6,7 @@ from pathlib import Path
 
 from actexport import artifacts as art
 from actexport.catalog import UsageError
+from actexport.exporters.onnx import DEFAULT_EXPORTER
 from actexport.exporters.onnx import kind as onnx_kind
 from actexport.exporters.onnx import profile as onnx_profile
 from actexport.exporters.onnx import spec
@@ -37,7 +38,8 @@ def options_for(manifest: dict, **kw) -> Options:
     if len(exporters) > 1:
         raise UsageError("the manifest mixes ONNX artifacts of several exporters or graph profiles "
                          f"({', '.join(sorted(exporters))}); check each apart")
-    return Options(formats=formats, dtypes=dtypes, opsets=opsets, exporter=exporters.pop() if exporters else Options().exporter,
+    return Options(formats=formats, dtypes=dtypes, opsets=opsets,
+                   exporter=exporters.pop() if exporters else DEFAULT_EXPORTER,
                    listed_only=True, **kw)
 
 

@@ -48,6 +48,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="dims of --input-shape left dynamic in the artifacts (default 0)")
         sp.add_argument("--ulp", type=int, default=None, help="--module: ULP budget (default per dtype, README)")
         sp.add_argument("--atol", type=float, default=None, help="--module: absolute floor (default per dtype)")
+        workers(sp)
+
+    def workers(sp: argparse.ArgumentParser) -> None:
+        """The export cache and worker-process flags of every command that exports."""
         sp.add_argument("--cache-dir", type=Path, default=None,
                         help="export cache (default $ACTEXPORT_CACHE, else ~/.cache/actexport)")
         sp.add_argument("--no-cache", action="store_true", help="export everything afresh; read and write no cache")
@@ -82,12 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument("--sizes", default="1000,1000000", help="element counts to time (default 1000,1000000)")
     gr.add_argument("--dtypes", default="float16,float32,float64", help="dtypes judged for accuracy")
     gr.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON report here")
-    gr.add_argument("--cache-dir", type=Path, default=None, help="export cache (as for verify)")
-    gr.add_argument("--no-cache", action="store_true", help="export everything afresh")
-    gr.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
-    gr.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                    help=f"longest one export or one cell may take (default {DEFAULT_TIMEOUT:g})")
-    gr.add_argument("--in-process", action="store_true", help="run everything in this process (debugging)")
+    workers(gr)
     ch = sub.add_parser("check", help="check DIR: manifest against files (missing, extra, changed), then parity")
     ch.add_argument("dir", type=Path, metavar="DIR", help="a directory written by `actexport export`")
     ch.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON report here")

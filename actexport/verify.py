@@ -19,7 +19,7 @@ from actexport import catalog
 from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
 from actexport.compare import badness, compare, merge, semantics, ulp_distance
 from actexport.exporters import ExportResult
-from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
+from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset
 from actexport.exporters.onnx import kind as onnx_kind
 from actexport.exporters.onnx import profile as onnx_profile
 from actexport.inputs import Battery, batteries
@@ -46,7 +46,7 @@ class Options:
     providers: tuple[str, ...] = ("cpu",)
     dtypes: tuple[str, ...] = ("float32",)
     opsets: tuple[int, ...] = (DEFAULT_OPSET,)
-    exporter: str = "dynamo+actexport"  # see exporters/onnx.spec(): the dynamo exporter, actexport's graphs
+    exporter: str = DEFAULT_EXPORTER
     providers_explicit: bool = False
     reference: bool = True  # run onnx.reference on every ONNX artifact (the third vote)
     latency: tuple[int, ...] = ()  # sizes to time every artifact at, as `bench` does (none: no timing)

@@ -235,3 +235,14 @@ def test_bench_on_cuda_times_with_synchronisation():
         assert by[rt].status == "ok" and by[rt].ratio_floor > 0, by[rt].reason
     assert by["ort:cuda"].status == "ok" or by["ort:cuda"].reason
     assert report.floor("cuda", 100_000).bandwidth > 0 and report.environment["cuda_copy_gbs"] > 0
+
+
+def test_two_onnx_exporters_are_timed_back_to_back_under_their_profile_names():
+    report = bench(["softshrink"], formats=("onnx",), sizes=(1000,), rule=FAST, dram_bytes=1 << 20,
+                   exporter=("dynamo", "dynamo+candidates"))
+    rows = {r.runtime: r for r in report.rows}
+    assert set(rows) == {"eager:cpu", "eager.out:cpu", "ort:cpu", "ort+candidates:cpu"}
+    assert rows["ort:cpu"].status == rows["ort+candidates:cpu"].status == "ok"
+    assert rows["ort+candidates:cpu"].ratio_eager > 0  # both judged against the same eager row
+    assert report.environment["options"]["exporter"] == ["dynamo", "dynamo+candidates"]
+    assert report.graphs["softshrink"]["exported"]["nodes"] == 7  # the first exporter's (stock) graph

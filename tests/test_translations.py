@@ -14,9 +14,9 @@ from actexport.exporters.onnx import export, spec
 from actexport.verify import Options, verify
 
 # The catalog rows whose ONNX graph the candidate translations change (checked below against the exports);
-# the actexport profile is the same minus the rows the benchmark rejected (hardshrink.mask).
+# the actexport profile is the same minus the rows the benchmark rejected (none today).
 CHANGED = ("softshrink", "softshrink_1", "hardshrink", "hardshrink_1", "threshold", "prelu", "softplus",
-           "softplus_b2_t10", "mish", "softmax2d", "gelu")
+           "softplus_b2_t10", "mish", "softmax2d")
 SIDES = ("stock", "candidates")
 DTYPES = ("float16", "float32", "float64")
 OPSETS = (18, 20)
@@ -65,7 +65,7 @@ def test_the_changed_rows_are_exactly_those_whose_exports_used_a_translation(bot
         if record["format"] == "onnx" and record.get("translations"):
             used.setdefault(record["activation"], set()).update(record["translations"])
     assert set(used) == set(CHANGED)
-    assert used["gelu"] == {"gelu.native"} and used["softmax2d"] == {"softmax2d.reduce"}
+    assert used["softmax2d"] == {"softmax2d.reduce"} and used["threshold"] == {"threshold.max"}
     assert not any(r.get("translations") for r in both["stock"].exports)
     assert {r["graphs"] for r in both["stock"].exports if r["format"] == "onnx"} == {"stock"}
 
@@ -80,21 +80,26 @@ def test_the_actexport_profile_has_fewer_declared_deviations():
     assert counts["actexport"]["pass"] == counts["stock"]["pass"] + 2
 
 
-def test_rejected_rows_are_only_in_the_candidates_profile():
+def test_rejected_rows_are_only_in_the_candidates_profile(monkeypatch):
+    import dataclasses
+
+    rows = tuple(dataclasses.replace(t, rejected="measured slower") if t.name == "hardshrink.mask" else t
+                 for t in translations.TRANSLATIONS)
+    monkeypatch.setattr(translations, "TRANSLATIONS", rows)
     assert translations.plan(nn.Hardshrink(), "float32", 18).used == []
     assert translations.plan(nn.Hardshrink(), "float32", 18, "candidates").used == ["hardshrink.mask"]
-    assert translations.plan(nn.Threshold(0.5, -1.0), "float32", 18).used == []
     assert translations.plan(nn.Hardshrink(), "float32", 18, "stock").used == []
-    assert all(t.rejected for t in translations.TRANSLATIONS if t.name == "hardshrink.mask")
+    assert translations.plan(nn.Softshrink(), "float32", 18).used == ["softshrink.clip"]
 
 
-def test_gelu_uses_the_native_op_only_from_opset_20(tmp_path):
+def test_stock_gelu_is_the_native_op_from_opset_20(tmp_path):
+    """Why actexport has no GELU row: torch.onnx itself emits ONNX's Gelu from opset 20 on. If that
+    changes, gelu is 3-5x eager again on onnxruntime CPU and needs a row."""
     act = catalog.get("gelu")
-    at18 = export(act, "float32", tmp_path / "a.onnx", opset=18, exporter="dynamo+actexport")
-    at20 = export(act, "float32", tmp_path / "b.onnx", opset=20, exporter="dynamo+actexport")
+    at18 = export(act, "float32", tmp_path / "a.onnx", opset=18, exporter="dynamo")
+    at20 = export(act, "float32", tmp_path / "b.onnx", opset=20, exporter="dynamo")
     assert at18.ok and at20.ok, (at18.error, at20.error)
-    assert at18.details["translations"] == [] and "Erf" in at18.details["op_types"]
-    assert at20.details["translations"] == ["gelu.native"] and at20.details["op_types"] == ["Gelu"]
+    assert "Erf" in at18.details["op_types"] and at20.details["op_types"] == ["Gelu"]
 
 
 @pytest.mark.parametrize("act_id, op_types", [
@@ -141,23 +146,28 @@ def test_plan_substitutes_inside_a_model_and_leaves_the_original_alone():
         torch.testing.assert_close(p.module(x), model(x), rtol=0, atol=2e-7)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
-@pytest.mark.parametrize("module", [nn.Softshrink(), nn.Softshrink(1.0), nn.Hardshrink(), nn.Threshold(0.5, -1.0),
-                                    nn.PReLU()], ids=repr)
-def test_exact_substitutions_match_eager_bit_for_bit_in_eager(module, dtype):
+_EXACT = [(nn.Softshrink, ()), (nn.Softshrink, (1.0,)), (nn.Hardshrink, ()), (nn.Threshold, (0.5, -1.0)),
+          (nn.PReLU, ())]
+
+
+@pytest.mark.parametrize("cls, args, dtype", [
+    (cls, args, dtype) for cls, args in _EXACT for dtype in ("float16", "float32", "float64")
+    if not (cls is nn.PReLU and dtype == "float64")  # the row does not apply: no float64 LeakyRelu kernel
+], ids=lambda v: getattr(v, "__name__", str(v)))
+def test_exact_substitutions_match_eager_bit_for_bit_in_eager(cls, args, dtype):
     """The rows that claim exactness compute the same bits as the module in eager PyTorch, signs of
     zero, NaN and infinities included."""
     from actexport.inputs import batteries
 
-    act = next(a for a in catalog.CATALOG if repr(a.module()) == repr(module))
-    p = translations.plan(module, dtype, 18, "candidates")
-    if not p.used:
-        pytest.skip(f"the row does not apply to {module!r} in {dtype}")
     t = getattr(torch, dtype)
+    module = cls(*args).to(t)
+    act = next(a for a in catalog.CATALOG if repr(a.module()) == repr(cls(*args)))
+    p = translations.plan(module, dtype, 18, "candidates")
+    assert len(p.used) == 1
     for battery in batteries(act, dtype):
         xt = torch.from_numpy(battery.x).to(t)
         with torch.no_grad():
-            want, got = module.to(t)(xt), p.module.to(t)(xt)
+            want, got = module(xt), p.module.to(t)(xt)
         torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True, msg=battery.name)
         same_sign = torch.signbit(want) == torch.signbit(got)
         assert bool((same_sign | torch.isnan(want)).all()), f"{battery.name}: a zero changed sign"
@@ -190,11 +200,11 @@ def test_graphs_report_judges_each_translation_and_flags_a_stale_declaration():
 
     rows = [{"activation": "a", "translations": ["softshrink.clip"], "accepted": True},
             {"activation": "b", "translations": ["softshrink.clip"], "accepted": False},
-            {"activation": "c", "translations": ["hardshrink.mask"], "accepted": False}]
+            {"activation": "c", "translations": ["hardshrink.mask"], "accepted": True}]
     report = ProfileReport(rows=rows)
     # softshrink.clip failed on one activation: measured rejected, declared accepted.
     assert report.verdicts() == {"softshrink.clip": {"measured": False, "declared": True},
-                                 "hardshrink.mask": {"measured": False, "declared": False}}
+                                 "hardshrink.mask": {"measured": True, "declared": True}}
     assert not report.agrees
     rows[1]["accepted"] = True
     assert report.agrees

@@ -13,6 +13,7 @@ from actexport.inputs import example, torch_dtype
 
 EXPORTERS = ("dynamo", "legacy")
 DEFAULT_OPSET = 18
+DEFAULT_EXPORTER = "dynamo+actexport"  # spec("dynamo", None): the dynamo exporter with actexport's graphs
 
 
 # NOTE: inside the package an ONNX exporter is one string, "<exporter>" for torch.onnx's stock graphs
@@ -99,19 +100,19 @@ def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, 
         module = act.module().to(torch_dtype(dtype))
         x = example(act, dtype)
         dims = dynamic_dims(act.shape, act.static_dims)
-        table, used = None, []
+        used: list[str] = []
         if graphs != "stock":
             from actexport import translations  # noqa: PLC0415
 
             plan = translations.plan(module, dtype, opset, graphs)
-            module, table, used = plan.module, plan.table or None, plan.used
+            module, used = plan.module, plan.used
 
         def write(tmp: Path) -> None:
             if exporter == "dynamo":
                 shapes = ({i: torch.export.Dim.AUTO for i in dims},)
                 torch.onnx.export(module, (x,), str(tmp), dynamo=True, opset_version=opset,
                                   dynamic_shapes=shapes, input_names=["input"], output_names=["output"],
-                                  external_data=False, custom_translation_table=table)
+                                  external_data=False)
             else:
                 axes = {i: f"d{i}" for i in dims}
                 torch.onnx.export(module, (x,), str(tmp), dynamo=False, opset_version=opset,
