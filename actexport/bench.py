@@ -22,7 +22,7 @@ from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
 from actexport.exporters import ExportResult, atomic_write, root_cause
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset, split
 from actexport.inputs import np_dtype, to_numpy, to_torch, torch_dtype
-from actexport.runtimes import Runtime, RuntimeUnavailable, for_format
+from actexport.runtimes import ProviderMissing, Runtime, RuntimeUnavailable, for_format
 
 SCHEMA = 1
 PROVIDERS = ("cpu", "cuda")
@@ -279,6 +279,7 @@ class BenchReport:
     rows: list[BenchRow] = field(default_factory=list)
     graphs: dict[str, dict] = field(default_factory=dict)  # per activation: graphs.analyse() of its ONNX file
     wall_seconds: float = 0.0
+    provider_problems: list[str] = field(default_factory=list)  # a provider that failed to load (exit 4 in the CLI)
 
     def floor(self, device: str, size: int) -> Floor | None:
         return next((f for f in self.floors if f.device == device and f.size == size), None)
@@ -334,6 +335,7 @@ class BenchReport:
                 "geomeans": self.geomeans(),
                 "poor_graphs": self.poor_graphs(),
                 "poor_graph_rule": f"onnx on ort:cpu median > {POOR_FACTOR:g} x eager:cpu at a size >= {POOR_MIN_SIZE}",
+                "provider_problems": self.provider_problems,
             },
         })
 
@@ -697,6 +699,7 @@ class _ActivationBench:
             self._all_sizes("eager", name, "error", f"{type(e).__name__}: {str(e)[:300]}")
             self._all_sizes("eager", out_name, "error", f"{type(e).__name__}: {str(e)[:300]}")
             return
+        self._settings(name, rt)
         try:
             for n, x in self.inputs.items():
                 self._eager_size(rt, n, x, name, out_name)
@@ -735,11 +738,14 @@ class _ActivationBench:
             rt.load(result.path)
         except RuntimeUnavailable as e:
             self._all_sizes(fmt, name, "unavailable", str(e))
+            if isinstance(e, ProviderMissing):  # it fell back to another device: no figure, and said so
+                self.report.provider_problems.append(f"{name}: {e}")
             return
         except Exception as e:  # noqa: BLE001
             self._all_sizes(fmt, name, "error", f"load: {type(e).__name__}: {str(e)[:300]}")
             rt.close()
             return
+        self._settings(name, rt)
         try:
             for n, x in self.inputs.items():
                 try:
@@ -752,6 +758,11 @@ class _ActivationBench:
         finally:
             # NOTE: closing drops the session and its (spinning) thread pool before the next runtime is timed.
             rt.close()
+
+    def _settings(self, name: str, rt: Runtime) -> None:
+        """What the runtime runs with (provider options, card), once per runtime in the environment."""
+        if rt.settings:
+            self.report.environment.setdefault("runtimes", {}).setdefault(name, rt.settings)
 
     def _with_ratios(self) -> list[BenchRow]:
         eager = {(r.device, r.size): r.median_s for r in self.rows if r.runtime.startswith("eager:") and r.median_s}

@@ -11,7 +11,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # reentrant: a quiet() block may run another
 
 
 class Captured:

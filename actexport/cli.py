@@ -304,6 +304,10 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
     _check_output_file(args.plot, "--plot")
     if args.plot is not None:
         _needs_matplotlib()
+    if "cuda" in providers:  # asked for by name: a provider that cannot run is exit 4, as in verify
+        from actexport.verify import Options, check_providers  # noqa: PLC0415
+
+        check_providers(Options(formats=formats, providers=providers, providers_explicit=True))
     cache = _cache(args)
     with _progress(err, plan_size(ids, formats, providers, sizes)) as tick:
         report = bench(ids, formats, providers, sizes, dtypes[0], args.threads, opsets[0], args.exporter, progress=tick,
@@ -314,6 +318,9 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
         report.write_json(args.json_path)
     if args.plot:
         report.write_plot(args.plot)
+    if report.provider_problems:  # as verify: a provider asked for by name that did not run is exit 4
+        print(f"actexport: error: --providers {args.providers}: {report.provider_problems[0]}", file=sys.stderr)
+        return NO_PROVIDER
     return FAILED if any(r.status == "error" for r in report.rows) else OK
 
 

@@ -200,14 +200,15 @@ def _show(v: float) -> str:
     return f"{v:.6g}" if k == "finite" else k
 
 
-def semantics(x: np.ndarray, got: np.ndarray, exact: np.ndarray, limit: int = 12) -> list[str]:
+def semantics(x: np.ndarray, got: np.ndarray, exact: np.ndarray, limit: int = 12,
+              says: str = "{got} out, exact {expected}") -> list[str]:
     """What a runtime returns for special values against what the function returns, one line each.
 
     Lines like "x=NaN: 0 out, exact NaN" or "x=3.40282e+38: +inf out, exact 3.40282e+38": every
     element whose NaN/inf class differs from the exact result's, and every special input (NaN, ±inf,
     ±0, subnormal) whose output class (NaN, ±inf, ±0, finite) differs. The sign of a zero output is
     only compared for a zero input ("-0 in -> +0 out"): elsewhere the mathematical zero has no sign.
-    Repeats are counted.
+    Repeats are counted. `says` words the two values (another device instead of exact, say).
     """
     g = np.asarray(got).astype(np.float64).reshape(-1)
     e = np.asarray(exact).astype(np.float64).reshape(-1)
@@ -228,10 +229,41 @@ def semantics(x: np.ndarray, got: np.ndarray, exact: np.ndarray, limit: int = 12
         if not (nan_or_inf or special_in):
             continue
         where = f"x={_show(xs[i])}" if aligned else f"element {i}"
-        line = f"{where}: {_show(g[i])} out, exact {_show(e[i])}"
+        line = f"{where}: " + says.format(got=_show(g[i]), expected=_show(e[i]))
         lines[line] = lines.get(line, 0) + 1
     out = [line if n == 1 else f"{line} (x{n})" for line, n in lines.items()]
     return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
+
+
+def values_differ(a: np.ndarray, b: np.ndarray) -> int:
+    """Elements whose values differ, counting the sign of zero (any two NaNs are the same)."""
+    a, b = np.asarray(a).astype(np.float64), np.asarray(b).astype(np.float64)
+    same = ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
+    return int(np.count_nonzero(~same))
+
+
+def across_devices(inputs: list[np.ndarray], base: list[np.ndarray], other: list[np.ndarray], budget: Budget,
+                   device: str, base_device: str = "cpu") -> dict:
+    """One runtime's outputs for the same artifact on two devices, element by element, every battery.
+
+    `other` is judged against `base` with the budget a verdict uses against exact: how many elements
+    differ at all (signed zeros included), the largest ULP and absolute distance, the NaN, inf and
+    zero-sign disagreements, and each special value handled differently, worded "x=-inf: NaN on cuda,
+    -0 on cpu". `agree` says whether the two are within budget of each other and handle every special
+    value alike.
+    """
+    c = merge([compare(o, b, x, budget) for x, b, o in zip(inputs, base, other)])
+    says = "{got} on " + device + ", {expected} on " + base_device
+    special = list(dict.fromkeys(line for x, b, o in zip(inputs, base, other)
+                                 for line in semantics(x, o, b, says=says)))
+    return {
+        "elements": c.n,
+        "differ": sum(values_differ(o, b) for b, o in zip(base, other)),
+        "max_ulp": c.max_ulp, "max_abs": c.max_abs, "over_budget": c.over_budget,
+        "nan_mismatch": c.nan_mismatch, "inf_mismatch": c.inf_mismatch, "signed_zero_mismatch": c.signed_zero_mismatch,
+        "special": special,
+        "agree": c.ok and not special,
+    }
 
 
 def _is_subnormal(v: float, dtype: np.dtype) -> bool:

@@ -69,6 +69,7 @@ class Report:
     cells: list[Cell] = field(default_factory=list)
     exports: list[dict] = field(default_factory=list)
     graphs: list[dict] = field(default_factory=list)
+    devices: list[dict] = field(default_factory=list)  # a runtime on CUDA against itself on CPU (across_devices)
     environment: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
     latency: list = field(default_factory=list)  # bench.BenchReport per dtype, with verify --latency
@@ -101,6 +102,7 @@ class Report:
             },
             "exports": self.exports,
             "graphs": self.graphs,
+            "devices": [{k: _finite(v) for k, v in d.items()} for d in self.devices],
             "problems": self.problems,
             "cells": [{k: _finite(v) for k, v in asdict(c).items()} for c in self.cells],
             **({"latency": [b.to_dict() for b in self.latency]} if self.latency else {}),
@@ -151,17 +153,21 @@ class Report:
             table.add_column("activation")
             for fmt, opset, rt in columns:
                 table.add_column(f"{fmt}{'' if opset is None else '@' + str(opset)}\n{rt}", justify="center")
-            table.add_column("max ULP", justify="right")
+            devices = list(dict.fromkeys(_device(c) for c in cells))
+            for device in devices:  # one max ULP column per device, so CPU and CUDA read side by side
+                table.add_column("max ULP" if len(devices) == 1 else f"max ULP\n{device}", justify="right")
             for act in dict.fromkeys(c.activation for c in cells):
                 row = [by_key.get((act, *col)) for col in columns]
-                worst = max((c.max_ulp or 0 for c in row if c), default=0)
-                table.add_row(escape(act), *[_MARKS[c.status] if c else "" for c in row], str(worst))
+                # NOTE: "-" where nothing ran on the device: a 0 would read as perfect parity.
+                worst = [str(max((c.max_ulp for c in row if c and _device(c) == d and c.max_ulp is not None),
+                                 default="-")) for d in devices]
+                table.add_row(escape(act), *[_MARKS[c.status] if c else "" for c in row], *worst)
             console.print(table)
         for c in self.cells:
             if c.status != "pass":
                 console.print(f"[bold]{escape(c.key)}[/]: {c.status}: {escape(c.reason)}", highlight=False,
                               soft_wrap=True)
-        for line in self.optimisation_lines():
+        for line in self.optimisation_lines() + self.device_lines():
             console.print(line, markup=False, highlight=False, soft_wrap=True)
         for bench in self.latency:
             bench.render(console)
@@ -184,6 +190,34 @@ class Report:
             lines.append(f"  {g['activation']} {g['dtype']} opset {g['opset']}: {o['numbers']} elements differ, up to "
                          f"{o['max_ulp_between']} ULP; vs exact {o['unoptimised_max_ulp_vs_exact']} ULP unoptimised, "
                          f"{o['optimised_max_ulp_vs_exact']} optimised ({o['graph']})")
+        return lines
+
+    def device_lines(self, every: bool = False) -> list[str]:
+        """Each runtime on another device against itself on CPU (same artifact, same inputs): a count,
+        then one line per pair that disagrees (beyond the budget, or on a special value); `every`:
+        also the pairs that differ within budget."""
+        if not self.devices:
+            return []
+        lines = []
+        for device in dict.fromkeys(d["device"] for d in self.devices):
+            pairs = [d for d in self.devices if d["device"] == device]
+            same = sum(1 for d in pairs if not d["differ"])
+            apart = [d for d in pairs if not d["agree"]]
+            lines.append(f"{device} against cpu (the same artifact on both devices): {len(pairs)} runtime pairs, "
+                         f"{same} bit-identical, {len(pairs) - same - len(apart)} within budget of each other, "
+                         f"{len(apart)} disagree")
+            for d in pairs:
+                if d["agree"] and not (every and d["differ"]):
+                    continue
+                fmt = d["format"] if d["opset"] is None else f"{d['format']}@{d['opset']}"
+                parts = [f"{d['differ']} of {d['elements']} elements differ, up to {d['max_ulp']} ULP "
+                         f"(budget {d['budget_ulp']})"]
+                parts += [f"{d[k]} {what}" for k, what in (("nan_mismatch", "NaN mismatch(es)"),
+                                                           ("inf_mismatch", "inf mismatch(es)")) if d[k]]
+                parts += d["special"]
+                if "+" in d.get("ran_on", ""):  # some nodes of the device's session ran on CPU
+                    parts.append(f"ran on {d['ran_on']}")
+                lines.append(f"  {d['activation']} {d['dtype']} {fmt} {d['runtime']}: " + "; ".join(parts))
         return lines
 
     def summary_line(self) -> str:
@@ -223,6 +257,8 @@ class Report:
         console.print("Deviations from the exact reference (grouped by activation):", highlight=False)
         for line in self.deviations() or ["  none"]:
             console.print(line, markup=False, highlight=False, soft_wrap=True)
+        for line in self.device_lines(every=True):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
         rewritten = [g for g in self.graphs if g.get("optimisation", {}).get("rewritten")]
         if rewritten:
             console.print("ONNX graphs that onnxruntime rewrites (as exported -> as optimised):", highlight=False)
@@ -250,6 +286,11 @@ class Report:
 _MARKS = {"pass": "[green]ok[/]", "fail": "[bold red]FAIL[/]", "xfail": "[yellow]xfail[/]",
           "xpass": "[bold red]XPASS[/]", "error": "[bold red]ERROR[/]", "skip": "[dim]skip[/]",
           "unavailable": "[dim]n/a[/]"}
+
+
+def _device(cell: Cell) -> str:
+    """The device a cell ran on, from its runtime's name ("ort:cuda"); onnx.reference runs on CPU."""
+    return cell.runtime.rpartition(":")[2] if ":" in cell.runtime else "cpu"
 
 
 def _num(v: float | None) -> str:

@@ -55,7 +55,7 @@ def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: 
         reason = rt.unavailable()
         if reason:
             return ("unavailable", "load", reason)
-        return ("ok", [rt.infer(x) for x in inputs], device)
+        return ("ok", [rt.infer(x) for x in inputs], device, rt.settings)
     except Exception as e:  # noqa: BLE001
         return ("unavailable", "run",
                 f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {type(e).__name__}: {e}")
@@ -63,9 +63,12 @@ def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: 
 
 def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.ndarray], ort_threads: int | None):
     """Loads the artifact at `path` in the runtime called `name` and runs every input."""
-    from actexport.runtimes import RuntimeUnavailable, for_format
+    from actexport.runtimes import ProviderMissing, RuntimeUnavailable, for_format
 
     (rt,) = [r for r in for_format(format, (device,), reference=True, ort_threads=ort_threads) if r.name == name]
+    reason = rt.provider_unavailable()
+    if reason:  # the provider or device, not this artifact (exit 4 when asked for by name)
+        return ("unavailable", "provider", reason)
     reason = rt.unavailable()
     if reason:
         return ("unavailable", "load", reason)
@@ -73,7 +76,9 @@ def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.nda
     try:
         rt.load(Path(path))
         stage = "run"
-        return ("ok", [rt.infer(x) for x in inputs], rt.ran_on)
+        return ("ok", [rt.infer(x) for x in inputs], rt.ran_on, rt.settings)
+    except ProviderMissing as e:
+        return ("unavailable", "provider", str(e))
     except RuntimeUnavailable as e:
         return ("unavailable", stage, str(e))
     except Exception as e:  # noqa: BLE001  (one broken cell must not stop the matrix)

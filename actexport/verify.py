@@ -17,7 +17,7 @@ import numpy as np
 from actexport import artifacts as art
 from actexport import catalog
 from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
-from actexport.compare import badness, compare, merge, semantics, ulp_distance
+from actexport.compare import across_devices, badness, compare, merge, semantics, ulp_distance, values_differ
 from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset
 from actexport.exporters.onnx import kind as onnx_kind
@@ -75,7 +75,7 @@ def check_providers(options: Options) -> None:
         return
     for fmt in options.formats:
         for rt in for_format(fmt, options.providers, reference=False):
-            reason = rt.unavailable()
+            reason = rt.provider_unavailable()
             if reason and rt.device != "cpu":
                 raise ProviderUnavailable(f"--providers {rt.device}: {rt.name} is not available: {reason}")
 
@@ -325,19 +325,24 @@ class _ActivationRun:
         ort_by_opset: dict[int | None, _Outputs] = {}
         spec: dict[int | None, _Outputs | None] = {}
         graph_slots: dict[int | None, _Slot] = {}
+        ran: dict[tuple[str, int | None, str], tuple[Cell, list[np.ndarray]]] = {}  # (format, opset, runtime)
         for slot in self.slots:
             if slot.kind == "eager":
                 values = self._cell_outcome(slot)
                 if values is not None:
                     self.eager[slot.device] = _Outputs(values, self._judge(slot.cell, values, None, None))
+                    ran[("eager", None, slot.cell.runtime)] = (slot.cell, values)
             elif slot.kind == "artifact":
                 outputs = self._artifact_cell(slot, spec.get(slot.opset))
                 if slot.cell.runtime == "onnx.reference":
                     spec[slot.opset] = outputs
                 if slot.cell.runtime == "ort:cpu" and outputs is not None:
                     ort_by_opset[slot.opset] = outputs
+                if outputs is not None:
+                    ran[(slot.format, slot.opset, slot.cell.runtime)] = (slot.cell, outputs.values)
             else:
                 graph_slots[slot.opset] = slot
+        self.report.devices += self._devices(ran)
         for fmt in self.options.formats:
             for opset in self.options.opsets if fmt == "onnx" else (None,):
                 result = self.results[(fmt, opset)]
@@ -346,11 +351,28 @@ class _ActivationRun:
                 if fmt == "onnx":
                     self._graph_record(result, opset, ort_by_opset, graph_slots.get(opset))
 
+    def _devices(self, ran: dict[tuple[str, int | None, str], tuple[Cell, list[np.ndarray]]]) -> list[dict]:
+        """Each runtime that ran on another device against the same runtime on CPU (same artifact)."""
+        records = []
+        for (fmt, opset, runtime), (cell, values) in ran.items():
+            family, _, device = runtime.rpartition(":")
+            base = ran.get((fmt, opset, f"{family}:cpu"))
+            if device == "cpu" or not family or base is None:
+                continue
+            records.append({
+                "activation": self.act.id, "dtype": self.dtype, "format": fmt, "opset": opset, "runtime": family,
+                "device": device, "ran_on": cell.ran_on, "budget_ulp": self.budget.ulp,
+                **across_devices([b.x for b in self.inputs], base[1], values, self.budget, device),
+            })
+        return records
+
     def _cell_outcome(self, slot: _Slot) -> list[np.ndarray] | None:
         """The values of a finished cell task, or None with the cell's status and reason set."""
         cell, outcome = slot.cell, slot.outcome
         if outcome[0] == "ok":
             cell.ran_on = outcome[2]
+            if len(outcome) > 3 and outcome[3]:  # what the runtime ran with: once per runtime in the report
+                self.report.environment.setdefault("runtimes", {}).setdefault(cell.runtime, outcome[3])
             wrong = next(((v.shape, e.shape) for v, e in zip(outcome[1], self.exact) if v.shape != e.shape), None)
             if wrong:  # NOTE: an artifact from elsewhere can return anything; this cell fails, not the run
                 cell.status, cell.stage = "error", "run"
@@ -363,10 +385,11 @@ class _ActivationRun:
             return None
         _, stage, reason = outcome
         cell.status, cell.stage, cell.reason = outcome[0], stage, reason
-        if (outcome[0] == "unavailable" and slot.device != "cpu" and self.options.providers_explicit
-                and stage == "load" and cell.format != "eager"):
-            # NOTE: asked for by name, a provider that does not run is an error (exit 4), not n/a.
-            cell.status, cell.stage = "error", "provider"
+        if (outcome[0] == "unavailable" and stage == "provider" and slot.device != "cpu"
+                and self.options.providers_explicit and cell.format != "eager"):
+            # NOTE: asked for by name, a provider that does not run is an error (exit 4), not n/a;
+            # an artifact it has no kernel for (a dtype) stays n/a.
+            cell.status = "error"
         return None
 
     def _artifact_cell(self, slot: _Slot, spec: _Outputs | None) -> _Outputs | None:
@@ -473,7 +496,7 @@ class _ActivationRun:
         vs_exact = [merge([compare(v, e, b.x, self.budget) for v, e, b in zip(vals, self.exact, self.inputs)])
                     for vals in (plain, optimised.values)]
         between = [ulp_distance(a, b) for a, b in zip(plain, optimised.values)]
-        differ = sum(_values_differ(a, b) for a, b in zip(plain, optimised.values))
+        differ = sum(values_differ(a, b) for a, b in zip(plain, optimised.values))
         return {
             "optimised_nodes": graph["optimized"]["nodes"], "optimised_op_types": graph["optimized"]["op_types"],
             "ort_specific": graph["ort_specific"],
@@ -491,13 +514,6 @@ class _ActivationRun:
 def _receive(outcome) -> None:
     run, slot = outcome.tag[1]
     run.receive(slot, outcome)
-
-
-def _values_differ(a: np.ndarray, b: np.ndarray) -> int:
-    """Elements whose values differ, counting the sign of zero (any two NaNs are the same)."""
-    a, b = a.astype(np.float64), b.astype(np.float64)
-    same = ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
-    return int(np.count_nonzero(~same))
 
 
 def _side(cell: Cell, ok: bool, torch_ref: _Outputs | None, agrees_with_torch: bool | None,

@@ -87,7 +87,9 @@ def test_external_data_outside_the_directory_is_refused_not_followed(deployed, c
     graph = helper.make_graph([helper.make_node("Add", ["input", "w"], ["output"])], "g",
                               [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["d0", 4])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["d0", 4])], [weight])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(deployed / rel))
+    # IR version 10, as torch.onnx writes: newer onnx defaults to IR 14, which onnxruntime < 1.32 cannot read.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    onnx.save(model, str(deployed / rel))
     _relist(deployed, rel)
     assert main(["check", str(deployed), "--quiet"]) == 1
     out = capsys.readouterr().out
@@ -156,7 +158,9 @@ def test_an_artifact_with_the_wrong_output_shape_fails_its_cell_only(deployed, c
     graph = helper.make_graph([helper.make_node("ReduceMax", ["input"], ["output"], keepdims=0)], "g",
                               [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["d0", "d1"])],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, [])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), str(deployed / rel))
+    # IR version 10, as torch.onnx writes: newer onnx defaults to IR 14, which onnxruntime < 1.32 cannot read.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
+    onnx.save(model, str(deployed / rel))
     _relist(deployed, rel)
     assert main(["check", str(deployed), "--quiet"]) == 1
     out = capsys.readouterr().out

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-import onnxruntime as ort
 import pytest
+from cuda_here import ORT_CUDA_PROBLEM
 
 from actexport import catalog
 from actexport.cli import main
@@ -60,12 +60,27 @@ def test_bad_artifact_dir_is_exit_2(capsys, tmp_path):
     assert "is not valid JSON" in _one_error_line(capsys)
 
 
-@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(),
-                    reason="this machine has onnxruntime's CUDA provider")
-def test_cuda_asked_for_without_provider_is_exit_4(capsys):
-    assert main(["verify", "relu", "--providers", "cuda", "--formats", "onnx"]) == 4
+@pytest.mark.skipif(ORT_CUDA_PROBLEM is None, reason="onnxruntime's CUDA provider loads on this machine")
+@pytest.mark.parametrize("command", ["verify", "bench"])
+def test_cuda_asked_for_without_provider_is_exit_4(capsys, command):
+    assert main([command, "relu", "--providers", "cuda", "--formats", "onnx"]) == 4
     line = _one_error_line(capsys)
-    assert "CUDAExecutionProvider" in line and "onnxruntime-gpu" in line
+    assert "--providers cuda: ort:cuda is not available: " + ORT_CUDA_PROBLEM in line and "onnxruntime-gpu" in line
+
+
+def test_bench_exits_4_when_the_provider_falls_back_at_load(capsys, monkeypatch):
+    from actexport.runtimes import ProviderMissing
+    from actexport.runtimes.onnxrt import OrtRuntime
+
+    def load(self, path):
+        raise ProviderMissing("asked for CUDAExecutionProvider but onnxruntime runs ['CPUExecutionProvider']")
+
+    monkeypatch.setattr(OrtRuntime, "provider_unavailable", lambda self: None)
+    monkeypatch.setattr(OrtRuntime, "load", load)
+    argv = ["bench", "relu", "--providers", "cuda", "--formats", "onnx", "--sizes", "1e3", "--in-process"]
+    assert main(argv) == 4
+    assert "ort:cuda: asked for CUDAExecutionProvider but onnxruntime runs" in _one_error_line(capsys)
+
 
 
 def test_export_to_an_unusable_directory_writes_nothing(capsys, tmp_path):

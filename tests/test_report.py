@@ -43,3 +43,19 @@ def test_junit_maps_statuses(tmp_path):
     r.write_junit(tmp_path / "r.xml")
     suite = ET.parse(tmp_path / "r.xml").getroot().find("testsuite")
     assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("6", "2", "1", "2")
+
+
+def test_each_device_has_its_max_ulp_column_and_a_dash_where_nothing_ran():
+    import io
+
+    from rich.console import Console
+
+    cells = [Cell("relu", "ReLU()", "onnx", "ort:cpu", "float32", "pass", max_ulp=2),
+             Cell("relu", "ReLU()", "onnx", "ort:cuda", "float32", "unavailable", reason="no card")]
+    out = io.StringIO()
+    Report(cells=cells).render(Console(file=out, width=200))
+    text = out.getvalue()
+    assert text.count("max ULP") == 2  # one column per device
+    row = next(line for line in text.splitlines() if line.startswith("│ relu"))
+    cols = [c.strip() for c in row.split("│") if c.strip()]
+    assert cols[-2:] == ["2", "-"]  # cpu, cuda: not a 0 that would read as perfect parity

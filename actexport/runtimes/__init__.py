@@ -12,6 +12,11 @@ class RuntimeUnavailable(RuntimeError):
     """The runtime cannot run this artifact here (no kernel for a dtype, provider missing, ...)."""
 
 
+class ProviderMissing(RuntimeUnavailable):
+    """The provider or device itself does not run here (not this artifact's doing): asked for by
+    name, that is exit code 4, never a figure from another device."""
+
+
 class Runtime:
     """Three small hooks behind `infer()`: `load(path)`, `run(x)`, `close()`.
 
@@ -25,9 +30,14 @@ class Runtime:
     format = ""
     device = "cpu"
     ran_on = ""  # set by load(): what really runs (a provider, a device)
+    settings: dict = {}  # set by load(): what it runs with (provider options, device name), for the report
 
     def unavailable(self) -> str | None:
         """None when this runtime can run here, else the reason it cannot."""
+        return self.provider_unavailable()
+
+    def provider_unavailable(self) -> str | None:
+        """None when the provider or device this runtime runs on works here, else why not."""
         return None
 
     def load(self, path: Path) -> None:

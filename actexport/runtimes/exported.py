@@ -80,4 +80,11 @@ class ExportedRuntime(TorchModuleRuntime):
         if problem:
             raise RuntimeError(problem)
         with quiet(), weights_only():
-            self.module = torch.export.load(str(path)).module().to(self.device)
+            program = torch.export.load(str(path))
+        if self.device != "cpu":
+            from torch.export.passes import move_to_device_pass  # noqa: PLC0415
+
+            # NOTE: not Module.to(): the pass also moves lifted constants and the device arguments
+            # written into the graph (a tensor the program creates on CPU would stay there).
+            program = move_to_device_pass(program, self.device)
+        self.module = program.module()

@@ -21,6 +21,17 @@ def device_unavailable(device: str) -> str | None:
     return None
 
 
+def device_settings(device: str) -> dict:
+    """What a torch runtime on `device` runs with, for the report: the card and CUDA stack, or CPU threads."""
+    if device == "cuda":
+        index = torch.cuda.current_device()
+        major, minor = torch.cuda.get_device_capability(index)
+        return {"device": torch.cuda.get_device_name(index), "capability": f"{major}.{minor}",
+                "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+                "allow_tf32": torch.backends.cuda.matmul.allow_tf32}
+    return {"device": "cpu", "threads": torch.get_num_threads()}
+
+
 class TorchModuleRuntime(Runtime):
     """Runs a torch callable (eager, scripted or exported) on one device, without autograd."""
 
@@ -29,8 +40,12 @@ class TorchModuleRuntime(Runtime):
         self.ran_on = device
         self.module = None
 
-    def unavailable(self) -> str | None:
+    def provider_unavailable(self) -> str | None:
         return device_unavailable(self.device)
+
+    @property
+    def settings(self) -> dict:
+        return device_settings(self.device) if self.module is not None else {}
 
     def run(self, x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
