@@ -322,27 +322,25 @@ class _ActivationRun:
     # -- verdicts, in report order -------------------------------------------------------------
 
     def judge(self) -> None:
-        ort_by_opset: dict[int | None, _Outputs] = {}
         spec: dict[int | None, _Outputs | None] = {}
         graph_slots: dict[int | None, _Slot] = {}
-        ran: dict[tuple[str, int | None, str], tuple[Cell, list[np.ndarray]]] = {}  # (format, opset, runtime)
+        ran: dict[tuple[str, int | None, str], tuple[Cell, _Outputs]] = {}  # (format, opset, runtime): what ran
         for slot in self.slots:
             if slot.kind == "eager":
                 values = self._cell_outcome(slot)
                 if values is not None:
                     self.eager[slot.device] = _Outputs(values, self._judge(slot.cell, values, None, None))
-                    ran[("eager", None, slot.cell.runtime)] = (slot.cell, values)
+                    ran[("eager", None, slot.cell.runtime)] = (slot.cell, self.eager[slot.device])
             elif slot.kind == "artifact":
                 outputs = self._artifact_cell(slot, spec.get(slot.opset))
                 if slot.cell.runtime == "onnx.reference":
                     spec[slot.opset] = outputs
-                if slot.cell.runtime == "ort:cpu" and outputs is not None:
-                    ort_by_opset[slot.opset] = outputs
                 if outputs is not None:
-                    ran[(slot.format, slot.opset, slot.cell.runtime)] = (slot.cell, outputs.values)
+                    ran[(slot.format, slot.opset, slot.cell.runtime)] = (slot.cell, outputs)
             else:
                 graph_slots[slot.opset] = slot
         self.report.devices += self._devices(ran)
+        ort_by_opset = {opset: out for (_, opset, runtime), (_, out) in ran.items() if runtime == "ort:cpu"}
         for fmt in self.options.formats:
             for opset in self.options.opsets if fmt == "onnx" else (None,):
                 result = self.results[(fmt, opset)]
@@ -351,10 +349,10 @@ class _ActivationRun:
                 if fmt == "onnx":
                     self._graph_record(result, opset, ort_by_opset, graph_slots.get(opset))
 
-    def _devices(self, ran: dict[tuple[str, int | None, str], tuple[Cell, list[np.ndarray]]]) -> list[dict]:
+    def _devices(self, ran: dict[tuple[str, int | None, str], tuple[Cell, _Outputs]]) -> list[dict]:
         """Each runtime that ran on another device against the same runtime on CPU (same artifact)."""
         records = []
-        for (fmt, opset, runtime), (cell, values) in ran.items():
+        for (fmt, opset, runtime), (cell, outputs) in ran.items():
             family, _, device = runtime.rpartition(":")
             base = ran.get((fmt, opset, f"{family}:cpu"))
             if device == "cpu" or not family or base is None:
@@ -362,7 +360,7 @@ class _ActivationRun:
             records.append({
                 "activation": self.act.id, "dtype": self.dtype, "format": fmt, "opset": opset, "runtime": family,
                 "device": device, "ran_on": cell.ran_on, "budget_ulp": self.budget.ulp,
-                **across_devices([b.x for b in self.inputs], base[1], values, self.budget, device),
+                **across_devices([b.x for b in self.inputs], base[1].values, outputs.values, self.budget, device),
             })
         return records
 
@@ -371,7 +369,7 @@ class _ActivationRun:
         cell, outcome = slot.cell, slot.outcome
         if outcome[0] == "ok":
             cell.ran_on = outcome[2]
-            if len(outcome) > 3 and outcome[3]:  # what the runtime ran with: once per runtime in the report
+            if outcome[3]:  # what the runtime ran with: once per runtime in the report
                 self.report.environment.setdefault("runtimes", {}).setdefault(cell.runtime, outcome[3])
             wrong = next(((v.shape, e.shape) for v, e in zip(outcome[1], self.exact) if v.shape != e.shape), None)
             if wrong:  # NOTE: an artifact from elsewhere can return anything; this cell fails, not the run

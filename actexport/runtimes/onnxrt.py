@@ -352,8 +352,8 @@ def node_placements(log: str) -> dict[str, list[str]]:
             node = re.fullmatch(r"\s+(\w+) \(.*\)\s*", following)
             if not node:
                 break
-            ops.append(node.group(1))
-        placed[head.group(1)] = list(dict.fromkeys(ops))
+            if node.group(1) not in ops:
+                ops.append(node.group(1))
     return placed
 
 
