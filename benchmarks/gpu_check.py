@@ -45,6 +45,14 @@ env = {"versions": artifacts.versions(), "torch_cuda": torch.version.cuda,
        "cuda_available": torch.cuda.is_available()}
 if torch.cuda.is_available():
     env["card"] = torch.cuda.get_device_name()
+    env["compute_capability"] = ".".join(map(str, torch.cuda.get_device_capability()))
+    env["cudnn"] = torch.backends.cudnn.version()
+    import subprocess
+    try:  # the driver's own version: torch knows only the CUDA API level the driver supports
+        env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                       capture_output=True, text=True, timeout=30).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError) as e:
+        env["driver"] = f"unknown ({e})"
 try:
     import onnxruntime as ort
     env["onnxruntime_file"] = ort.__file__
@@ -158,7 +166,7 @@ def main() -> int:
     print("\n== environment")
     env = _last_json_line(args.out / "environment.log")
     if env:
-        for key in ("card", "torch_cuda", "onnxruntime_providers", "cuda_driver_problem", "cuda_provider_problem",
+        for key in ("card", "compute_capability", "driver", "torch_cuda", "cudnn", "onnxruntime_providers", "cuda_driver_problem", "cuda_provider_problem",
                     "double_install"):
             print(f"{key}: {env.get(key)}")
         print("versions: " + ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items() if v))

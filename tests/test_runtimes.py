@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -265,13 +266,72 @@ def test_pt2_programs_are_moved_whole_to_the_device_they_run_on(exported, tmp_pa
 
 
 def test_a_fusion_without_a_kernel_is_named_as_onnxruntimes_own(exported, monkeypatch):
-    """onnxruntime 1.30 fuses float64 Sigmoid·Mul into its QuickGelu, which has no float64 kernel."""
+    """onnxruntime 1.30 fuses float64 Sigmoid·Mul into its QuickGelu, which has no float64 kernel: the
+    graph loads once that fusion is disabled, which is what makes it onnxruntime's limit."""
+    real = ort.InferenceSession
 
-    def refuse(*a, **k):
+    def refuse(model, *a, disabled_optimizers=None, **k):
+        if "QuickGeluFusion" in (disabled_optimizers or ()) or isinstance(model, bytes):  # bytes: a node alone
+            return real(model, *a, **k)
         raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Failed to find kernel for "
                            "com.microsoft.QuickGelu(1) (node:'node_silu/QuickGeluFusion/' ep:'CPUExecutionProvider')")
 
     monkeypatch.setattr(ort, "InferenceSession", refuse)
     with pytest.raises(RuntimeUnavailable, match=r"graph optimisation QuickGeluFusion rewrites the graph .* "
-                                                 r"\(disabled_optimizers=\['QuickGeluFusion'\]"):
+                                                 r"loads without it"):
         OrtRuntime("cpu").load(exported / "silu" / "model.onnx")
+
+
+def test_a_load_error_whose_text_claims_a_missing_kernel_stays_an_error(exported, monkeypatch):
+    """The text of a load error carries node names the file's author chose: "NOT_IMPLEMENTED" or a
+    fusion's name in it never makes a cell unavailable; loads of each node alone and without the
+    fusion decide."""
+    real = ort.InferenceSession
+
+    def refuse(model, *a, **k):
+        if isinstance(model, bytes):  # a node alone, as actexport builds it, loads
+            return real(model, *a, **k)
+        raise RuntimeError("[ONNXRuntimeError] : 9 : NOT_IMPLEMENTED : Could not find an implementation for "
+                           "node 'EvilFusion' (node:'x/QuickGeluFusion/')")
+
+    monkeypatch.setattr(ort, "InferenceSession", refuse)
+    with pytest.raises(RuntimeError) as raised:
+        OrtRuntime("cpu").load(exported / "silu" / "model.onnx")
+    assert not isinstance(raised.value, RuntimeUnavailable)
+
+
+@pytest.mark.parametrize(("dtype", "op", "missing"), [
+    (onnx.TensorProto.BFLOAT16, "LeakyRelu", ["LeakyRelu(bfloat16)"]),  # no bfloat16 kernel on CPU
+    (onnx.TensorProto.FLOAT16, "LeakyRelu", []),  # float kernel, with casts around it
+    (onnx.TensorProto.DOUBLE, "Elu", []),  # no double kernel, but a function body whose ops have one
+    (onnx.TensorProto.DOUBLE, "HardSwish", []),  # a body (HardSigmoid, Mul) inside a body
+    (onnx.TensorProto.BFLOAT16, "Softmax", ["Softmax(bfloat16)"]),  # its body's ReduceMax has none either
+])
+def test_missing_kernels_are_found_by_loading_each_node_alone(tmp_path, dtype, op, missing):
+    from actexport.runtimes.kernels import missing_kernels
+
+    graph = onnx.helper.make_graph([onnx.helper.make_node(op, ["x"], ["y"], name="EvilFusion NOT_IMPLEMENTED")],
+                                   "g", [onnx.helper.make_tensor_value_info("x", dtype, [2, 3])],
+                                   [onnx.helper.make_tensor_value_info("y", dtype, [2, 3])])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    seen: list[bytes] = []
+
+    def loads(b: bytes) -> bool:
+        seen.append(b)
+        try:
+            ort.InferenceSession(b, so, providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001
+            return False
+        return True
+
+    assert missing_kernels(model, loads) == missing
+    assert len(seen) == 1 and b"EvilFusion" not in seen[0]  # the probe carries none of the file's names
+    path = tmp_path / "alone.onnx"
+    onnx.save(model, path)
+    if missing:  # the whole file is n/a for the same reason, named from the probe
+        with pytest.raises(RuntimeUnavailable, match=rf"no kernel for {op}\(bfloat16\) on CPUExecutionProvider "):
+            OrtRuntime("cpu").load(path)
+    else:
+        OrtRuntime("cpu").load(path)

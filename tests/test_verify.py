@@ -304,6 +304,19 @@ def test_a_second_device_is_compared_with_cpu_and_shown_beside_it(monkeypatch):
     assert doc["devices"][0]["special"] == pair["special"]
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not ORT_CUDA, reason=NO_ORT_CUDA)
+def test_a_dtype_without_a_cuda_kernel_is_unavailable_on_a_real_card():
+    """onnxruntime's CUDA provider has bfloat16 Sigmoid but no bfloat16 LeakyRelu, nor has its CPU
+    provider: that session fails in a memory-copy transformer, which must read as n/a, not an error."""
+    report = verify(["leaky_relu", "sigmoid"], Options(formats=("onnx",), providers=("cuda",), providers_explicit=True,
+                                                       dtypes=("bfloat16",), reference=False))
+    cells = {c.activation: c for c in report.cells if c.runtime == "ort:cuda"}
+    assert cells["leaky_relu"].status == "unavailable", cells["leaky_relu"].reason
+    assert "LeakyRelu(bfloat16)" in cells["leaky_relu"].reason and "fails to load alone" in cells["leaky_relu"].reason
+    assert cells["sigmoid"].status in ("pass", "xfail") and cells["sigmoid"].ran_on == "CUDAExecutionProvider"
+
+
 def test_runtime_settings_are_recorded_once_per_runtime_and_cpu_has_no_device_pairs():
     report = verify(["relu"], Options())
     runtimes = report.environment["runtimes"]

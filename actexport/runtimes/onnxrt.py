@@ -235,17 +235,7 @@ class OrtRuntime(Runtime):
                     str(path), sess_options=options, providers=[(self.provider, self.provider_options)]
                 )
         except Exception as e:
-            text = str(e)
-            if "NOT_IMPLEMENTED" in text or "Could not find an implementation" in text:
-                fusion = re.search(r"/(\w+Fusion)/", text)
-                if fusion:  # e.g. onnxruntime 1.30 fuses float64 Sigmoid·Mul into QuickGelu, float32-only
-                    raise RuntimeUnavailable(
-                        f"onnxruntime {ort.__version__}'s graph optimisation {fusion.group(1)} rewrites the graph "
-                        "into an op with no kernel for this dtype (the exported graph is standard ONNX); with "
-                        f"default session options it does not load (disabled_optimizers=['{fusion.group(1)}'] "
-                        f"avoids it): {_first_line(text)}") from e
-                raise RuntimeUnavailable(f"onnxruntime has no kernel: {_first_line(text)}") from e
-            raise
+            raise self._why_not_loaded(path, options, e) from e
         running = self.session.get_providers()
         if not running or running[0] != self.provider:
             # NOTE: onnxruntime falls back to CPU when a provider fails to load (missing CUDA or
@@ -273,6 +263,45 @@ class OrtRuntime(Runtime):
             "session_options": self.session_options_info,
             **({"node_placements": placed} if placed else {}),
         }
+
+    def _why_not_loaded(self, path: Path, options, error: Exception) -> Exception:
+        """RuntimeUnavailable when a node of the graph does not load alone in a model actexport builds
+        (onnxruntime has no kernel for it on this provider or the CPU), or when one of onnxruntime's graph
+        fusions is shown, by loading again without it, to produce an op with no kernel; otherwise the load
+        error itself. The error's text only suggests the fusion to try: it carries node names that the
+        file's author chose."""
+        import onnx  # noqa: PLC0415
+        import onnxruntime as ort  # noqa: PLC0415
+
+        from actexport.runtimes.kernels import missing_kernels  # noqa: PLC0415
+
+        def loads(model: bytes) -> bool:
+            try:
+                with quiet():
+                    ort.InferenceSession(model, sess_options=options, providers=[(self.provider, self.provider_options)])
+            except Exception:  # noqa: BLE001  (any failure: this node does not run here)
+                return False
+            return True
+
+        missing = missing_kernels(onnx.load(str(path), load_external_data=False), loads)
+        if missing:
+            return RuntimeUnavailable(
+                f"onnxruntime {ort.__version__} has no kernel for {', '.join(missing)} on {self.provider}"
+                + (" or CPUExecutionProvider" if self.device != "cpu" else "")
+                + " (each such node fails to load alone)")
+        for fusion in dict.fromkeys(re.findall(r"\b(\w+Fusion)\b", str(error))):
+            try:
+                with quiet():
+                    ort.InferenceSession(str(path), sess_options=options, disabled_optimizers=[fusion],
+                                         providers=[(self.provider, self.provider_options)])
+            except Exception:  # noqa: BLE001,S112  (not this fusion's doing)
+                continue
+            # e.g. onnxruntime 1.30 fuses float64 Sigmoid·Mul into QuickGelu, which is float32-only
+            return RuntimeUnavailable(
+                f"onnxruntime {ort.__version__}'s graph optimisation {fusion} rewrites the graph into an op with "
+                "no kernel for this dtype (the exported graph is standard ONNX and loads without it); with "
+                f"default session options it does not load: {_first_line(str(error))}")
+        return error
 
     def run(self, x: np.ndarray) -> np.ndarray:
         if x.dtype.name == "bfloat16":
