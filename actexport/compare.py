@@ -40,7 +40,67 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     near = np.abs(oa - np.where(same_side, ob, 0)).astype(np.uint64)
     far = np.abs(oa).astype(np.uint64) + np.abs(ob).astype(np.uint64)
     d = np.where(same_side, near, far)
-    return np.where(np.isnan(a.astype(np.float64)) | np.isnan(b.astype(np.float64)), 0, d).astype(np.uint64)
+    with np.errstate(invalid="ignore"):  # signalling NaNs (every 16-bit value is an input) set the flag
+        either_nan = np.isnan(a.astype(np.float64)) | np.isnan(b.astype(np.float64))
+    return np.where(either_nan, 0, d).astype(np.uint64)
+
+
+@dataclass(frozen=True)
+class Elements:
+    """Every element of one output against the expected one, classified (flat arrays).
+
+    `over` is an element outside the budget: more than `budget.ulp` ULP from the expected value,
+    except that an expected value below the floor (`small`: |expected| < max(budget.atol, the dtype's
+    smallest normal)) is judged by absolute error instead, within `budget.atol`. So ULP counting
+    applies wherever the expected value is a normal number; see DEFAULT_BUDGETS for why the floor is
+    the smallest normal. `zero_loss` is an element over budget whose value is 0 where the expected value
+    is a normal number ("0 for 2e-09"): its ULP distance is astronomical and says nothing.
+    """
+
+    actual: np.ndarray  # float64
+    expected: np.ndarray  # float64
+    ulp: np.ndarray  # uint64, 0 where either is NaN or on an inf mismatch
+    abs_err: np.ndarray  # float64, 0 where either is NaN or on an inf mismatch
+    nan_bad: np.ndarray
+    inf_bad: np.ndarray
+    over: np.ndarray
+    zero_loss: np.ndarray
+    normal: np.ndarray  # the expected value is a finite normal number
+    floored: np.ndarray  # below the floor and within it: judged by absolute error, not ULP
+
+    @property
+    def bad(self) -> np.ndarray:
+        return self.over | self.nan_bad | self.inf_bad
+
+
+def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elements:
+    """Classifies every element of `actual` against `expected` (one shape, one dtype)."""
+    from actexport.inputs import finfo  # noqa: PLC0415
+
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    if actual.shape != expected.shape:
+        raise ValueError(f"shape {actual.shape} differs from the expected {expected.shape}")
+    if actual.dtype != expected.dtype:
+        raise ValueError(f"dtype {actual.dtype} differs from the expected {expected.dtype}")
+    a, e = actual.reshape(-1), expected.reshape(-1)
+    with np.errstate(invalid="ignore"):  # signalling NaNs set the invalid flag when widened
+        a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    a_nan, e_nan = np.isnan(a64), np.isnan(e64)
+    nan_bad = a_nan != e_nan
+    both_num = ~a_nan & ~e_nan
+    inf_bad = both_num & (np.isinf(a64) | np.isinf(e64)) & (a64 != e64)
+    same = both_num & (a64 == e64)  # equal infinities too: inf - inf would be NaN
+    with np.errstate(invalid="ignore", over="ignore"):
+        abs_err = np.where(both_num & ~inf_bad & ~same, np.abs(a64 - e64), 0.0)
+    ulp = np.where(both_num & ~inf_bad, ulp_distance(a, e), 0).astype(np.uint64)
+    smallest_normal = float(finfo(a.dtype.name).smallest_normal)
+    magnitude = np.abs(e64)
+    small = (np.ones(magnitude.shape, bool) if budget.absolute_everywhere
+             else magnitude < max(budget.atol, smallest_normal))
+    floored = small & (abs_err <= budget.atol)
+    over = both_num & ~inf_bad & (ulp > budget.ulp) & ~floored
+    normal = np.isfinite(e64) & (magnitude >= smallest_normal)
+    return Elements(a64, e64, ulp, abs_err, nan_bad, inf_bad, over, over & (a64 == 0) & normal, normal, floored)
 
 
 @dataclass(frozen=True)
@@ -60,6 +120,12 @@ class Comparison:
     over_budget: int
     budget: Budget
     over_abs: float = 0.0  # the largest absolute error among the elements over budget
+    # The readable figures: ULP where the expected value is normal and the value is not a lost 0,
+    # and the lost values apart ("0 for 2.06e-09 at x=-20").
+    normal_ulp: int = 0
+    zero_loss: int = 0
+    zero_for: float | None = None  # the largest expected value returned as 0
+    zero_at: float | None = None  # its input
 
     @property
     def ok(self) -> bool:
@@ -73,11 +139,13 @@ class Comparison:
         if self.inf_mismatch:
             parts.append(f"{self.inf_mismatch} inf mismatch(es)")
         if self.over_budget:
-            parts.append(
-                f"max {self.max_ulp} ULP > {self.budget.ulp} ULP allowed "
-                f"(max abs {self.max_abs:.3g} above the {self.budget.atol:.3g} floor); "
-                f"would pass with ulp={self.max_ulp}"
-            )
+            over = f"{self.over_budget} element(s) over budget: max {self.normal_ulp} ULP > {self.budget.ulp} ULP allowed"
+            if self.zero_loss:
+                over += f", {self.zero_loss} returned 0 for a normal value (up to {self.zero_for:.3g}" + (
+                    f" at x={self.zero_at:.6g})" if self.zero_at is not None else ")")
+            else:
+                over += f"; would pass with ulp={self.normal_ulp}"
+            parts.append(over + f" (max abs error {self.over_abs:.3g})")
         if self.worst_index is not None:
             parts.append(
                 f"worst at x={self.worst_input!r}: expected {self.worst_expected!r}, got {self.worst_actual!r}"
@@ -86,59 +154,65 @@ class Comparison:
             parts.append(f"warning: {self.signed_zero_mismatch} zero(s) of the other sign")
         return "; ".join(parts)
 
+    def figure(self) -> str:
+        """The figure a matrix shows: ULP where it means something, lost values and NaN/inf apart."""
+        parts = [str(self.normal_ulp)]
+        if self.zero_loss:
+            parts.append(f"0 for {self.zero_for:.2g}")
+        if self.nan_mismatch or self.inf_mismatch:
+            parts.append(f"{self.nan_mismatch + self.inf_mismatch} NaN/inf")
+        return ", ".join(parts)
 
-def compare(actual: np.ndarray, expected: np.ndarray, x: np.ndarray, budget: Budget) -> Comparison:
-    """Compares two outputs of one dtype; `x` is the input that produced them."""
-    actual = np.asarray(actual)
-    expected = np.asarray(expected)
-    if actual.shape != expected.shape:
-        raise ValueError(f"shape {actual.shape} differs from the expected {expected.shape}")
-    if actual.dtype != expected.dtype:
-        raise ValueError(f"dtype {actual.dtype} differs from the expected {expected.dtype}")
-    a = actual.reshape(-1)
-    e = expected.reshape(-1)
-    a64, e64 = a.astype(np.float64), e.astype(np.float64)
-    a_nan, e_nan = np.isnan(a64), np.isnan(e64)
-    nan_bad = a_nan != e_nan
-    both_num = ~a_nan & ~e_nan
-    inf_bad = both_num & (np.isinf(a64) | np.isinf(e64)) & (a64 != e64)
-    same = both_num & (a64 == e64)  # equal infinities too: inf - inf would be NaN
-    with np.errstate(invalid="ignore", over="ignore"):
-        abs_err = np.where(both_num & ~inf_bad & ~same, np.abs(a64 - e64), 0.0)
-    ulp = np.where(both_num & ~inf_bad, ulp_distance(a, e), 0).astype(np.uint64)
-    over = both_num & ~inf_bad & (ulp > budget.ulp) & (abs_err > budget.atol)
-    zero_bad = both_num & (a64 == 0) & (e64 == 0) & (np.signbit(a64) != np.signbit(e64))
-    x_flat = np.asarray(x).astype(np.float64).reshape(-1)
-    if x_flat.size == a.size:  # the sign of a zero output only means something for a zero input
+
+def compare(actual: np.ndarray, expected: np.ndarray, x: np.ndarray, budget: Budget,
+            only: np.ndarray | None = None) -> Comparison:
+    """Compares two outputs of one dtype; `x` is the input that produced them (an array of the
+    output's size, or anything else when there is no one-to-one input). `only`, a flat mask, limits the
+    comparison to some elements."""
+    el = classify(actual, expected, budget)
+    with np.errstate(invalid="ignore"):
+        x_flat = np.asarray(x).astype(np.float64).reshape(-1)
+    aligned = x_flat.size == el.actual.size
+    keep = np.ones(el.actual.size, bool) if only is None else np.asarray(only, bool)
+    nan_bad, inf_bad, over = el.nan_bad & keep, el.inf_bad & keep, el.over & keep
+    both_num = ~np.isnan(el.actual) & ~np.isnan(el.expected) & keep
+    zero_bad = both_num & (el.actual == 0) & (el.expected == 0) & (np.signbit(el.actual) != np.signbit(el.expected))
+    if aligned:  # the sign of a zero output only means something for a zero input
         zero_bad &= x_flat == 0
+    abs_err = np.where(keep, el.abs_err, 0.0)
+    ulp = np.where(keep, el.ulp, 0).astype(np.uint64)
 
-    # The worst element: a NaN or inf mismatch first, then the largest ULP error above the floor.
-    score = np.where(over, ulp.astype(np.float64), 0.0)
+    # The worst element: a NaN or inf mismatch first, then the largest ULP error over budget.
     bad = nan_bad | inf_bad
     worst = None
     if bad.any():
         worst = int(np.argmax(bad))
     elif over.any():
-        worst = int(np.argmax(score))
-    elif a.size:
-        worst = int(np.argmax(abs_err))
-    # The input at the worst element is only defined where output and input match one to one.
-    xs = np.asarray(x).reshape(-1) if np.asarray(x).size == a.size else np.array([])
-    max_ulp = int(np.max(np.where(abs_err > budget.atol, ulp, 0))) if a.size else 0
+        worst = int(np.argmax(np.where(over, ulp.astype(np.float64), -1.0)))
+    elif keep.any():
+        worst = int(np.argmax(np.where(keep, abs_err, -1.0)))
+    xs = x_flat if aligned else np.array([])
+    loss = el.zero_loss & keep
+    readable = keep & el.normal & ~loss & ~nan_bad & ~inf_bad
+    lost = int(np.argmax(np.where(loss, np.abs(el.expected), -1.0))) if loss.any() else None
     return Comparison(
-        n=int(a.size),
-        max_abs=float(abs_err.max()) if a.size else 0.0,
-        max_ulp=max_ulp,
+        n=int(keep.sum()),
+        max_abs=float(abs_err.max()) if keep.any() else 0.0,
+        max_ulp=int(np.max(np.where(keep & ~el.floored, ulp, 0), initial=0)),
         worst_index=worst,
         worst_input=None if worst is None else _scalar(xs, worst),
-        worst_expected=None if worst is None else float(e64[worst]),
-        worst_actual=None if worst is None else float(a64[worst]),
+        worst_expected=None if worst is None else float(el.expected[worst]),
+        worst_actual=None if worst is None else float(el.actual[worst]),
         nan_mismatch=int(nan_bad.sum()),
         inf_mismatch=int(inf_bad.sum()),
         signed_zero_mismatch=int(zero_bad.sum()),
         over_budget=int(over.sum()),
         budget=budget,
         over_abs=float(abs_err[over].max()) if over.any() else 0.0,
+        normal_ulp=int(np.max(np.where(readable, ulp, 0), initial=0)),
+        zero_loss=int(loss.sum()),
+        zero_for=None if lost is None else float(abs(el.expected[lost])),
+        zero_at=None if lost is None else _scalar(xs, lost),
     )
 
 
@@ -156,6 +230,7 @@ def merge(parts: list[Comparison]) -> Comparison:
     if not parts:
         raise ValueError("nothing to merge")
     worst = max(parts, key=badness)
+    lost = max((c for c in parts if c.zero_for is not None), key=lambda c: c.zero_for, default=None)
     return Comparison(
         n=sum(c.n for c in parts),
         max_abs=max(c.max_abs for c in parts),
@@ -170,6 +245,10 @@ def merge(parts: list[Comparison]) -> Comparison:
         over_budget=sum(c.over_budget for c in parts),
         budget=worst.budget,
         over_abs=max(c.over_abs for c in parts),
+        normal_ulp=max(c.normal_ulp for c in parts),
+        zero_loss=sum(c.zero_loss for c in parts),
+        zero_for=lost.zero_for if lost else None,
+        zero_at=lost.zero_at if lost else None,
     )
 
 
@@ -210,9 +289,10 @@ def semantics(x: np.ndarray, got: np.ndarray, exact: np.ndarray, limit: int = 12
     only compared for a zero input ("-0 in -> +0 out"): elsewhere the mathematical zero has no sign.
     Repeats are counted. `says` words the two values (another device instead of exact, say).
     """
-    g = np.asarray(got).astype(np.float64).reshape(-1)
-    e = np.asarray(exact).astype(np.float64).reshape(-1)
-    xs = np.asarray(x).astype(np.float64).reshape(-1)
+    with np.errstate(invalid="ignore"):
+        g = np.asarray(got).astype(np.float64).reshape(-1)
+        e = np.asarray(exact).astype(np.float64).reshape(-1)
+        xs = np.asarray(x).astype(np.float64).reshape(-1)
     aligned = xs.size == g.size
     lines: dict[str, int] = {}
     # NOTE: classes are compared vectorised first; only the (few) differing elements are described.
@@ -237,7 +317,8 @@ def semantics(x: np.ndarray, got: np.ndarray, exact: np.ndarray, limit: int = 12
 
 def values_differ(a: np.ndarray, b: np.ndarray) -> int:
     """Elements whose values differ, counting the sign of zero (any two NaNs are the same)."""
-    a, b = np.asarray(a).astype(np.float64), np.asarray(b).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        a, b = np.asarray(a).astype(np.float64), np.asarray(b).astype(np.float64)
     same = ((a == b) & (np.signbit(a) == np.signbit(b))) | (np.isnan(a) & np.isnan(b))
     return int(np.count_nonzero(~same))
 

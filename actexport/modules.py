@@ -27,10 +27,10 @@ MODULE_MAX_INPUT = 100.0
 # cancels near zero), so its outputs are judged with a ULP budget and an absolute floor wider than
 # one activation's: starting points, set per run with --ulp and --atol.
 MODULE_BUDGETS = {
-    "float16": Budget(ulp=16, atol=1e-3),
-    "bfloat16": Budget(ulp=16, atol=1e-2),
-    "float32": Budget(ulp=64, atol=1e-5),
-    "float64": Budget(ulp=64, atol=1e-12),
+    "float16": Budget(ulp=16, atol=1e-3, absolute_everywhere=True),
+    "bfloat16": Budget(ulp=16, atol=1e-2, absolute_everywhere=True),
+    "float32": Budget(ulp=64, atol=1e-5, absolute_everywhere=True),
+    "float64": Budget(ulp=64, atol=1e-12, absolute_everywhere=True),
 }
 
 
@@ -116,8 +116,8 @@ def activation(spec: str, shape: tuple[int, ...], static_dims: tuple[int, ...],
                ulp: int | None = None, atol: float | None = None) -> Activation:
     """The matrix row of a user module (its id names the factory: package.module.factory)."""
     build(spec)  # fails here, with one line, before anything runs
-    budgets = {d: Budget(ulp if ulp is not None else b.ulp, atol if atol is not None else b.atol)
-               for d, b in MODULE_BUDGETS.items()}
+    budgets = {d: Budget(ulp if ulp is not None else b.ulp, atol if atol is not None else b.atol,
+                         absolute_everywhere=True) for d, b in MODULE_BUDGETS.items()}
     factory = load_factory(spec)
     act = Activation(
         id=spec.replace(":", "."), factory=factory, formula=f"{spec} (reference: eager PyTorch in float64)",

@@ -231,8 +231,20 @@ def softsign() -> Oracle:
 
 
 def tanhshrink() -> Oracle:
-    # x - tanh(x) cancels to x^3/3 near 0 even in float64: evaluated in mpmath for every dtype.
-    return _elementwise(lambda m, x: x - m.tanh(x), precise_always=True)
+    def fn(m, x):
+        # NOTE: x - tanh(x) cancels to x^3/3 near 0; direct evaluation loses log10(3 / x^2) digits,
+        # everything for |x| below 1e-20 even in mpmath at 40 digits (it returned 0 there). Near 0 the
+        # Taylor series is used instead: truncated after x^11 its relative error is 0.011 * x^10, so
+        # below 1e-12 at |x| < 0.1 (the float64 backend: float32 results need 6e-8) and below 1e-22 at
+        # |x| < 0.01 (mpmath: float64 results need 1e-16). Above those, direct evaluation keeps 13
+        # significant digits in float64 and 35 in mpmath.
+        one = m.const("1")
+        x2 = x * x
+        series = x * x2 * (one / 3 + x2 * (-2 * one / 15 + x2 * (17 * one / 315 + x2 * (
+            -62 * one / 2835 + x2 * 1382 * one / 155925))))
+        small = np.abs(x) < (0.1 if m.name == "float64" else 0.01)
+        return np.where(small, series, x - m.tanh(x))
+    return _elementwise(fn)
 
 
 def softshrink(lambd: float) -> Oracle:

@@ -18,6 +18,23 @@ STATUSES = ("pass", "fail", "xfail", "xpass", "error", "skip", "unavailable")
 OK, FAILED, USAGE, NO_ARTIFACT, NO_PROVIDER = 0, 1, 2, 3, 4
 
 
+def _figure(cells: list[Cell]) -> str:
+    """A row's figure on one device: the largest ULP error where the exact value is normal, then what
+    ULPs cannot say: the largest value returned as 0, and NaN/inf mismatches ("-" where nothing ran)."""
+    ulps = [c.normal_ulp if c.normal_ulp is not None else c.max_ulp for c in cells]
+    ran = [c for c, u in zip(cells, ulps) if u is not None]
+    if not ran:
+        return "-"  # NOTE: a 0 would read as perfect parity
+    parts = [str(max(u for u in ulps if u is not None))]
+    lost = max((c.zero_for for c in ran if c.zero_for), default=None)
+    if lost:
+        parts.append(f"0 for {lost:.2g}")
+    special = max((c.nan_mismatch or 0) + (c.inf_mismatch or 0) for c in ran)
+    if special:
+        parts.append(f"{special} NaN/inf")
+    return ", ".join(parts)
+
+
 @dataclass
 class Cell:
     """One cell of the matrix: activation x format x runtime x dtype."""
@@ -47,6 +64,12 @@ class Cell:
     nan_mismatch: int | None = None
     inf_mismatch: int | None = None
     signed_zero_mismatch: int | None = None
+    # The readable figures (compare.Comparison): ULP where the exact value is normal, and the values
+    # returned as 0 apart ("0 for 2.1e-09 at x=-20")
+    normal_ulp: int | None = None
+    zero_loss: int | None = None
+    zero_for: float | None = None
+    zero_at: float | None = None
     elements: int | None = None
     special: list[str] = field(default_factory=list)  # special-value semantics that differ from exact
     # Against eager PyTorch (reported beside the verdict):
@@ -156,11 +179,12 @@ class Report:
             devices = list(dict.fromkeys(_device(c) for c in cells))
             for device in devices:  # one max ULP column per device, so CPU and CUDA read side by side
                 table.add_column("max ULP" if len(devices) == 1 else f"max ULP\n{device}", justify="right")
+            table.caption = ("ULP figures count where the exact value is a normal number; '0 for v': a value v "
+                             "returned as 0; NaN/inf: elements where one side is NaN or inf and the other is not")
             for act in dict.fromkeys(c.activation for c in cells):
                 row = [by_key.get((act, *col)) for col in columns]
                 # NOTE: "-" where nothing ran on the device: a 0 would read as perfect parity.
-                worst = [str(max((c.max_ulp for c in row if c and _device(c) == d and c.max_ulp is not None),
-                                 default="-")) for d in devices]
+                worst = [_figure([c for c in row if c and _device(c) == d]) for d in devices]
                 table.add_row(escape(act), *[_MARKS[c.status] if c else "" for c in row], *worst)
             console.print(table)
         for c in self.cells:

@@ -41,7 +41,8 @@ def bits(a: np.ndarray) -> list[str]:
 
 def record(act: catalog.Activation, dtype: str) -> dict:
     """One line "x exact eager" (raw bits) per edge value and for 16 grid points."""
-    _, grid, edges = batteries(act, dtype)
+    by_name = {b.name: b for b in batteries(act, dtype)}
+    grid, edges = by_name["grid"], by_name["edges"]
     eager = EagerRuntime(act, dtype)
     lines: list[str] = []
     for b, rows in ((edges, edges.x.shape[0]), (grid, 16)):

@@ -37,13 +37,13 @@ def test_boundaries_come_with_their_float_neighbours():
 
 @pytest.mark.parametrize("act", [catalog.get(i) for i in ("glu", "prelu_3ch", "softmax2d", "relu")], ids=str)
 def test_batteries_keep_static_dims_and_grow_dynamic_ones(act):
-    random, grid, edges = batteries(act, "float32")
+    random, grid, edges, line = batteries(act, "float32")
     for i, d in enumerate(act.shape):
         if i in act.static_dims:
             assert random.x.shape[i] == d
         else:
             assert random.x.shape[i] == 2 * d  # a shape the artifact was not exported with
-    for b in (grid, edges):
+    for b in (grid, edges, line):
         assert b.x.shape[1:] == act.shape[1:]
     assert np.isnan(edges.x).any() and np.isinf(edges.x).any()
 
@@ -60,3 +60,28 @@ def test_torch_round_trip_keeps_bits(dtype):
     back = to_numpy(to_torch(v))
     assert back.dtype == v.dtype
     assert back.tobytes() == v.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_the_line_holds_every_16_bit_value(dtype):
+    line = {b.name: b for b in batteries(catalog.get("elu"), dtype)}["line"].x
+    words = np.unique(line.reshape(-1).view(np.uint16))
+    assert words.size == 1 << 16
+
+
+def test_the_line_visits_every_binade_of_float32_and_closes_in_on_declared_ends():
+    act = catalog.get("elu")  # declared in [-0.134, 0) on onnxruntime
+    line = {b.name: b for b in batteries(act, "float32")}["line"].x.reshape(-1).astype(np.float64)
+    finite = line[np.isfinite(line) & (line != 0)]
+    exponents = set(np.frexp(np.abs(finite))[1].tolist())
+    assert set(range(-125, 129)) <= exponents  # every normal binade (frexp counts from 2^-1)
+    assert (finite > 0).any() and (finite < 0).any()
+    assert np.sum(np.abs(finite + 0.134) < 0.134 * 2.0**-10) >= 8  # dense next to the declared end
+
+
+def test_glu_pairs_every_gate_with_a_large_a():
+    act = catalog.get("glu")
+    line = {b.name: b for b in batteries(act, "float16")}["line"].x
+    a, b = np.split(line.astype(np.float64), 2, axis=-1)
+    big = a == np.float16(65504 / 4)
+    assert big.any() and np.unique(b[big].view(np.uint64)).size > 60000  # every gate beside the large a
