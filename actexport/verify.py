@@ -25,7 +25,7 @@ from actexport.exporters.onnx import kind as onnx_kind
 from actexport.exporters.onnx import profile as onnx_profile
 from actexport.inputs import Battery, batteries
 from actexport import tasks
-from actexport.cache import module_digest
+from actexport.cache import ExactCache, module_digest
 from actexport.isolate import DEFAULT_TIMEOUT, warm_up
 from actexport.isolate import workers as workers_for
 from actexport.pool import Exports, Pipeline
@@ -124,7 +124,8 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="actexport-") as tmp:
         pipeline = Pipeline(workers_for(workers, options.isolate))
         try:
-            runs = [_ActivationRun(act, dtype, options, report, tick) for act in acts for dtype in options.dtypes]
+            exact = ExactCache(cache.root) if cache is not None else None
+            runs = [_ActivationRun(act, dtype, options, report, tick, exact) for act in acts for dtype in options.dtypes]
             produce = None
             if artifacts_dir is None:
                 # Every export of the run is planned up front, so the workers run ahead of verification.
@@ -241,11 +242,13 @@ class _ActivationRun:
     judged with eager PyTorch's and onnx.reference's outputs beside its own.
     """
 
-    def __init__(self, act: Activation, dtype: str, options: Options, report: Report, tick: Progress) -> None:
+    def __init__(self, act: Activation, dtype: str, options: Options, report: Report, tick: Progress,
+                 exact_cache: ExactCache | None = None) -> None:
         self.act, self.dtype, self.options, self.report, self.tick = act, dtype, options, report, tick
         self.inputs: list[Battery] = batteries(act, dtype)
         with np.errstate(over="ignore"):  # values past the dtype's max round to inf, as they should
-            self.exact = [act.oracle(b.x).astype(b.x.dtype) for b in self.inputs]
+            self.exact = [(exact_cache.exact(act, b.x) if exact_cache else act.oracle(b.x)).astype(b.x.dtype)
+                          for b in self.inputs]
         self.budget = act.budget(dtype)
         self.eager: dict[str, _Outputs] = {}  # by device
         self.slots: list[_Slot] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from torch import nn
 
@@ -151,3 +152,20 @@ def test_unwritable_cache_dir_given_by_the_user_is_exit_2(tmp_path, capsys):
     assert main(["export", "relu", "--out", str(tmp_path / "out"), "--cache-dir", str(blocker / "c")]) == 2
     assert "cache directory" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_exact_reference_cache_reuses_only_what_matches_its_checksum(tmp_path, monkeypatch):
+    from actexport.cache import ExactCache
+
+    act = catalog.get("gelu")
+    x = np.linspace(-3, 3, 7)
+    cache = ExactCache(tmp_path)
+    first = cache.exact(act, x)
+    (entry,) = (tmp_path / "v1" / "exact").glob("*.npy")
+    calls = []
+    monkeypatch.setattr(type(act.oracle), "__call__", lambda self, x, precise=None: calls.append(1) or np.zeros(7))
+    np.testing.assert_array_equal(cache.exact(act, x), first)  # a hit: the oracle is not asked
+    assert calls == []
+    entry.write_bytes(entry.read_bytes()[:-8] + np.float64(1e300).tobytes())  # tampered
+    assert cache.exact(act, x).tolist() == [0.0] * 7 and calls == [1]  # recomputed, not trusted
+    assert cache.exact(act, x.astype(np.float32)).tolist() == [0.0] * 7  # float32: never cached
