@@ -217,6 +217,11 @@ class ExportCache:
         return "stored"
 
 
+@lru_cache(maxsize=4)
+def _source_digest(path: str) -> str:
+    """A file's sha256, read once a process (every battery's key needs the oracle's source)."""
+    return _digest(Path(path).read_bytes())
+
 
 class ExactCache:
     """The exact reference of one battery, reused by content: evaluating float64 results in mpmath
@@ -237,7 +242,7 @@ class ExactCache:
 
         x = np.ascontiguousarray(x)
         h = hashlib.sha256(f"{act.id}|{act.oracle.params!r}|{act.oracle.limits!r}|{mpmath.__version__}|".encode())
-        h.update(Path(oracle.__file__).read_bytes())
+        h.update(_source_digest(oracle.__file__).encode())
         h.update(f"|{x.dtype.str}|{x.shape}|".encode() + x.view(np.uint8).tobytes())
         return h.hexdigest()
 

@@ -68,10 +68,6 @@ class Elements:
     normal: np.ndarray  # the expected value is a finite normal number
     floored: np.ndarray  # below the floor and within it: judged by absolute error, not ULP
 
-    @property
-    def bad(self) -> np.ndarray:
-        return self.over | self.nan_bad | self.inf_bad
-
 
 def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elements:
     """Classifies every element of `actual` against `expected` (one shape, one dtype)."""
@@ -154,22 +150,13 @@ class Comparison:
             parts.append(f"warning: {self.signed_zero_mismatch} zero(s) of the other sign")
         return "; ".join(parts)
 
-    def figure(self) -> str:
-        """The figure a matrix shows: ULP where it means something, lost values and NaN/inf apart."""
-        parts = [str(self.normal_ulp)]
-        if self.zero_loss:
-            parts.append(f"0 for {self.zero_for:.2g}")
-        if self.nan_mismatch or self.inf_mismatch:
-            parts.append(f"{self.nan_mismatch + self.inf_mismatch} NaN/inf")
-        return ", ".join(parts)
-
 
 def compare(actual: np.ndarray, expected: np.ndarray, x: np.ndarray, budget: Budget,
-            only: np.ndarray | None = None) -> Comparison:
+            only: np.ndarray | None = None, elements: Elements | None = None) -> Comparison:
     """Compares two outputs of one dtype; `x` is the input that produced them (an array of the
     output's size, or anything else when there is no one-to-one input). `only`, a flat mask, limits the
-    comparison to some elements."""
-    el = classify(actual, expected, budget)
+    comparison to some elements; `elements` is classify()'s result when the caller already has it."""
+    el = elements if elements is not None else classify(actual, expected, budget)
     with np.errstate(invalid="ignore"):
         x_flat = np.asarray(x).astype(np.float64).reshape(-1)
     aligned = x_flat.size == el.actual.size

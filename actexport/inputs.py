@@ -203,7 +203,7 @@ def batteries(act: Activation, dtype: str, grid_points: int = 2048) -> list[Batt
         return out  # a user's model: its own inputs are another matter than an activation's number line
     if act.oracle.elementwise:
         out.append(Battery("line", _layout(act, line, fill)))
-    elif act.region_input is not None and act.id.startswith("glu"):
+    elif act.operands == 2:
         out.append(Battery("line", _gated(act, line, dtype)))
     else:
         out.append(Battery("line", _rows(act, line, _seed(act, "rows"))))
@@ -222,7 +222,6 @@ def _rows(act: Activation, values: np.ndarray, seed: int) -> np.ndarray:
     shuffled = finite[np.random.default_rng(seed).permutation(finite.size)]
     packed = _layout(act, np.concatenate([finite, shuffled]), finite)
     return np.concatenate([packed, _one_per_row(act, special, finite)], axis=0)
-
 
 
 def _within_max(values: np.ndarray, limit: float) -> np.ndarray:

@@ -92,7 +92,6 @@ class EagerFloat64:
     spec: str
     elementwise: bool = False
     limits: tuple | None = None
-    precise_always: bool = False
 
     def __call__(self, x: np.ndarray, precise: bool | None = None) -> np.ndarray:
         from actexport.inputs import to_torch

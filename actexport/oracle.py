@@ -118,19 +118,17 @@ class Oracle:
         limits: values at (-inf, +inf) for elementwise definitions whose formula gives inf * 0 or
             inf / inf there although the limit exists.
         elementwise: NaN in gives NaN out element by element (reductions propagate it themselves).
-        precise_always: the float64 form cancels; use mpmath for every dtype.
     """
 
     fn: Callable
     params: tuple = ()
     limits: tuple[float, float] | None = None
     elementwise: bool = True
-    precise_always: bool = False
 
     def __call__(self, x: np.ndarray, precise: bool | None = None) -> np.ndarray:
         """The exact result in float64 (round it once to the dtype under test)."""
         x = np.asarray(x)
-        precise = self.precise_always or (x.dtype == np.float64 if precise is None else precise)
+        precise = x.dtype == np.float64 if precise is None else precise
         m = PRECISE if precise else FLOAT64
         params = tuple(
             tuple(m.const(_round_param(v, x.dtype)) for v in p) if isinstance(p, tuple)
@@ -147,8 +145,8 @@ class Oracle:
         return y
 
 
-def _elementwise(fn, *params, limits=None, precise_always=False) -> Oracle:
-    return Oracle(fn, tuple(params), limits=limits, precise_always=precise_always)
+def _elementwise(fn, *params, limits=None) -> Oracle:
+    return Oracle(fn, tuple(params), limits=limits)
 
 
 # The definitions. Parameters are floats (rounded to the dtype under test) or tuples of floats.

@@ -144,7 +144,7 @@ def _show(v: float) -> str:
 def cells(act, dtype: str, tmp: Path, shift: int | None, exporter: str = DEFAULT_EXPORTER,
           opset: int = DEFAULT_OPSET, formats: tuple[str, ...] = catalog.FORMATS) -> list[dict]:
     inputs = batteries(act, dtype)
-    if shift and dtype == "float32" and act.oracle.elementwise and not act.oracle.precise_always:
+    if shift and dtype == "float32" and act.oracle.elementwise:
         inputs.append(Battery("sample", _layout(act, sample(dtype, shift), np.ones(1, np_dtype(dtype)))))
     xs = [b.x for b in inputs]
     with np.errstate(all="ignore"):
