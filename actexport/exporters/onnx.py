@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -80,6 +81,47 @@ def check_opset(opset: int, exporter: str) -> None:
         raise UsageError(f"invalid opset {opset} for the {exporter} exporter; valid: {lo}..{hi}")
 
 
+_REGISTRIES: dict[int, object] = {}  # opset -> torch.onnx's registry of torchlib functions, built once
+
+
+@contextlib.contextmanager
+def _registry_built_once():
+    """While active, torch.onnx's dynamo exporter reuses one torchlib registry per opset.
+
+    torch.onnx rebuilds that registry on every export (~0.4 s here: onnxscript re-parses the
+    source of ~500 torchlib functions), which is most of an activation's export time. Each export
+    gets its own copy of the function lists, because custom translations are added to them. The
+    patch is undone on exit, and skipped when torch's private layout is not the one expected (the
+    export is then as slow as torch makes it, never different).
+    """
+    try:
+        from torch.onnx._internal.exporter import _registration  # noqa: PLC0415
+
+        cls = _registration.ONNXRegistry
+        original = cls.__dict__["from_torchlib"]
+    except (ImportError, AttributeError, KeyError):
+        yield
+        return
+
+    def from_torchlib(klass, opset_version=18):
+        built = _REGISTRIES.get(opset_version)
+        if built is None:
+            built = _REGISTRIES[opset_version] = original.__func__(klass, opset_version=opset_version)
+        fresh = klass()
+        fresh._opset_version = built._opset_version
+        fresh.functions = {target: list(metas) for target, metas in built.functions.items()}
+        return fresh
+
+    if not isinstance(original, classmethod) or not hasattr(cls(), "functions"):
+        yield
+        return
+    cls.from_torchlib = classmethod(from_torchlib)
+    try:
+        yield
+    finally:
+        cls.from_torchlib = original
+
+
 def _value_info(vi) -> dict:
     import onnx  # noqa: PLC0415
 
@@ -110,9 +152,10 @@ def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, 
         def write(tmp: Path) -> None:
             if exporter == "dynamo":
                 shapes = ({i: torch.export.Dim.AUTO for i in dims},)
-                torch.onnx.export(module, (x,), str(tmp), dynamo=True, opset_version=opset,
-                                  dynamic_shapes=shapes, input_names=["input"], output_names=["output"],
-                                  external_data=False)
+                with _registry_built_once():
+                    torch.onnx.export(module, (x,), str(tmp), dynamo=True, opset_version=opset,
+                                      dynamic_shapes=shapes, input_names=["input"], output_names=["output"],
+                                      external_data=False)
             else:
                 axes = {i: f"d{i}" for i in dims}
                 torch.onnx.export(module, (x,), str(tmp), dynamo=False, opset_version=opset,
