@@ -81,6 +81,8 @@ def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elemen
     a, e = actual.reshape(-1), expected.reshape(-1)
     with np.errstate(invalid="ignore"):  # signalling NaNs set the invalid flag when widened
         a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    if _same_bits(a, e):  # NOTE: half the comparisons of a run: no error anywhere
+        return _identical(a64, e64, a.dtype.name, budget)
     a_nan, e_nan = np.isnan(a64), np.isnan(e64)
     nan_bad = a_nan != e_nan
     both_num = ~a_nan & ~e_nan
@@ -97,6 +99,25 @@ def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elemen
     over = both_num & ~inf_bad & (ulp > budget.ulp) & ~floored
     normal = np.isfinite(e64) & (magnitude >= smallest_normal)
     return Elements(a64, e64, ulp, abs_err, nan_bad, inf_bad, over, over & (a64 == 0) & normal, normal, floored)
+
+
+def _same_bits(a: np.ndarray, e: np.ndarray) -> bool:
+    return a.tobytes() == e.tobytes()
+
+
+def _identical(a64: np.ndarray, e64: np.ndarray, dtype: str, budget: Budget) -> Elements:
+    """classify()'s result for two outputs with the same bits: what differs is only which
+    elements are normal and which sit below the floor."""
+    from actexport.inputs import finfo  # noqa: PLC0415
+
+    smallest_normal = float(finfo(dtype).smallest_normal)
+    magnitude = np.abs(e64)
+    none = np.zeros(e64.shape, bool)
+    floored = (np.ones(e64.shape, bool) if budget.absolute_everywhere
+               else magnitude < max(budget.atol, smallest_normal))
+    normal = np.isfinite(e64) & (magnitude >= smallest_normal)
+    return Elements(a64, e64, np.zeros(e64.shape, np.uint64), np.zeros(e64.shape), none, none, none, none, normal,
+                    floored)
 
 
 @dataclass(frozen=True)

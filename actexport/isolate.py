@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import signal
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -107,21 +108,36 @@ def describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+DEPTH = 2  # tasks sent to a worker ahead of their turn (see Workers.poll)
+
+
 @dataclass
 class _Worker:
     ctx: object
     proc: object = None
     conn: object = None
-    task: Task | None = None
-    started: float = 0.0
+    sent: deque = field(default_factory=deque)  # the queue entries sent, in order; sent[0] runs
+    started: float = 0.0  # when sent[0] began (as far as this process can tell)
     used: bool = False  # has run a task since it started
     parked: tuple | None = None  # the process set aside while a fresh one runs a task
 
-    def submit(self, task: Task) -> None:
+    @property
+    def task(self) -> Task | None:
+        return self.sent[0][2] if self.sent else None
+
+    def takes(self, task: Task) -> bool:
+        """Whether this worker can be sent `task` now: a fresh task needs an idle worker, and
+        nothing is sent behind one (its process retires afterwards)."""
+        if not self.sent:
+            return True
+        return len(self.sent) < DEPTH and not task.fresh and not self.task.fresh
+
+    def submit(self, entry: tuple) -> None:
+        task = entry[2]
         if task.fresh and self.used:
             # NOTE: the warmed-up process waits aside (its imports cost seconds) while a new one runs the task.
             self.parked, self.proc, self.conn = (self.proc, self.conn), None, None
-        if self.proc is not None and not self.proc.is_alive():
+        if not self.sent and self.proc is not None and not self.proc.is_alive():
             self._drop_dead()
         if self.proc is None:
             parent, child = self.ctx.Pipe()
@@ -129,47 +145,58 @@ class _Worker:
             self.proc.start()
             child.close()
             self.conn, self.used = parent, False
-        self.task, self.started, self.used = task, time.monotonic(), True
         self.conn.send((task.fn, task.args))
+        if not self.sent:
+            self.started = time.monotonic()
+        self.sent.append(entry)
+        self.used = True
 
-    def collect(self) -> Outcome:
-        task, seconds = self.task, time.monotonic() - self.started
-        self.task = None
+    def collect(self) -> tuple[Outcome, list[tuple]]:
+        """The outcome of the running task, and the entries sent after it that must be queued again
+        (the process died before it reached them)."""
+        task, seconds = self.sent.popleft()[2], time.monotonic() - self.started
         try:
             kind, value = self.conn.recv()
         except (EOFError, OSError):
             self.proc.join(timeout=5)
             why = describe_exit(self.proc.exitcode)
-            self._drop()
-            return Outcome(task.tag, failure=f"worker process {why}", seconds=seconds)
+            return Outcome(task.tag, failure=f"worker process {why}", seconds=seconds), self._drop()
+        self.started = time.monotonic()  # NOTE: the next task sent began when this one ended
         if task.fresh:
             self._retire()  # NOTE: whatever the task left in the process goes with it
         if kind == "raised":
-            return Outcome(task.tag, failure=f"raised {value}", seconds=seconds)
-        return Outcome(task.tag, value, seconds=seconds)
+            return Outcome(task.tag, failure=f"raised {value}", seconds=seconds), []
+        return Outcome(task.tag, value, seconds=seconds), []
 
-    def lost(self, task: Task, error: OSError) -> Outcome:
-        self.task = None
+    def lost(self, entry: tuple, error: OSError) -> tuple[Outcome | None, list[tuple]]:
+        """`entry` could not be sent: the process is gone. A task running there fails when it is
+        collected; `entry` fails only when the process had nothing else to do (it died on start)."""
+        if self.sent:
+            return None, [entry]
         if self.proc is not None:
             self.proc.join(timeout=5)
         why = describe_exit(self.proc.exitcode if self.proc is not None else None)
-        self._drop()
-        return Outcome(task.tag, failure=f"worker process {why} before it took the task ({type(error).__name__})")
+        requeue = self._drop()
+        task = entry[2]
+        return Outcome(task.tag, failure=f"worker process {why} before it took the task ({type(error).__name__})"), requeue
 
-    def kill(self) -> Outcome:
-        task, seconds = self.task, time.monotonic() - self.started
-        self.task = None
+    def kill(self) -> tuple[Outcome, list[tuple]]:
+        task, seconds = self.sent.popleft()[2], time.monotonic() - self.started
         self.proc.kill()
         self.proc.join(timeout=5)
-        self._drop()
-        return Outcome(task.tag, failure=f"timed out after {task.timeout:g} s (worker killed)", seconds=seconds)
+        requeue = self._drop()
+        return Outcome(task.tag, failure=f"timed out after {task.timeout:g} s (worker killed)", seconds=seconds), requeue
 
-    def _drop(self) -> None:
+    def _drop(self) -> list[tuple]:
+        """Forgets the process; returns the entries it had been sent and never ran."""
+        requeue = list(self.sent)
+        self.sent.clear()
         if self.conn is not None:
             self.conn.close()
         self.proc, self.conn = None, None
         if self.parked is not None:  # a fresh task's process is gone: the warmed-up one returns
             (self.proc, self.conn), self.parked = self.parked, None
+        return requeue
 
     def _drop_dead(self) -> None:
         """Closes the pipe of a process that exited between tasks."""
@@ -214,30 +241,51 @@ class Workers:
 
     @property
     def busy(self) -> bool:
-        return bool(self._queue) or any(w.task is not None for w in self._workers)
+        return bool(self._queue) or any(w.sent for w in self._workers)
 
     def poll(self, timeout: float | None = None) -> list[Outcome]:
         """Starts queued tasks on idle workers; waits up to `timeout` (None: until one finishes)
         for outcomes; kills the workers of tasks past their deadline."""
-        failed: list[Outcome] = []
-        for w in self._workers:
-            if w.task is None and self._queue:
-                task = heapq.heappop(self._queue)[2]
-                try:
-                    w.submit(task)
-                except OSError as e:  # the worker died before it read the task (a plugin failed, say)
-                    failed.append(w.lost(task, e))
-        running = [w for w in self._workers if w.task is not None]
+        out = self._send_queued()
+        running = [w for w in self._workers if w.sent]
         if not running:
-            return failed
+            return out
         now = time.monotonic()
         deadline = min(w.started + w.task.timeout for w in running) - now
         limit = max(0.0, deadline if timeout is None else min(timeout, deadline))
         ready = wait([w.conn for w in running], timeout=limit)
-        out = [w.collect() for w in running if w.conn in ready]
+        for w in running:
+            if w.conn in ready:
+                out.append(self._requeue(*w.collect()))
         now = time.monotonic()
-        out += [w.kill() for w in running if w.task is not None and now - w.started >= w.task.timeout]
-        return failed + out
+        for w in running:
+            if w.sent and w.conn not in ready and now - w.started >= w.task.timeout:
+                out.append(self._requeue(*w.kill()))
+        return [o for o in out if o is not None] + self._send_queued()
+
+    def _send_queued(self) -> list[Outcome]:
+        """Sends queued tasks to the workers, up to DEPTH each.
+
+        A worker runs a task that waits in its pipe as soon as it has sent the previous outcome: it
+        does not wait for this process, which judges cells between polls (short tasks left the
+        workers idle ~40% of a warm run without it).
+        """
+        failed: list[Outcome] = []
+        for depth in range(DEPTH):
+            for w in self._workers:
+                if not self._queue or len(w.sent) > depth or not w.takes(self._queue[0][2]):
+                    continue
+                entry = heapq.heappop(self._queue)
+                try:
+                    w.submit(entry)
+                except OSError as e:  # the process is gone (a plugin failed on start, say)
+                    failed.append(self._requeue(*w.lost(entry, e)))
+        return [o for o in failed if o is not None]
+
+    def _requeue(self, outcome: Outcome | None, entries: list[tuple]) -> Outcome | None:
+        for entry in entries:
+            heapq.heappush(self._queue, entry)
+        return outcome
 
     def close(self) -> None:
         for w in self._workers:

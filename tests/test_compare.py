@@ -165,3 +165,20 @@ def test_across_devices_counts_every_difference_and_names_special_values():
     assert apart["special"] == ["x=NaN: +0 on cuda, NaN on cpu", "x=-0: +0 on cuda, -0 on cpu",
                                 "x=+inf: NaN on cuda, +inf on cpu"]
     assert not apart["agree"]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("absolute", [False, True])
+def test_identical_outputs_classify_as_the_general_path_would(dtype, absolute, monkeypatch):
+    import actexport.compare as cmp
+
+    dt = np_dtype(dtype)
+    fi = finfo(dtype)
+    values = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, float(fi.smallest_subnormal), -float(fi.smallest_normal),
+                       1e-6, -3.5, float(fi.max), 0.25], dtype=np.float64).astype(dt)
+    budget = Budget(ulp=4, atol=1e-5, absolute_everywhere=absolute)
+    fast = cmp.classify(values, values.copy(), budget)
+    monkeypatch.setattr(cmp, "_same_bits", lambda a, e: False)
+    general = cmp.classify(values, values.copy(), budget)
+    for field in ("ulp", "abs_err", "nan_bad", "inf_bad", "over", "zero_loss", "normal", "floored"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(general, field), err_msg=field)

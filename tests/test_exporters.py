@@ -40,6 +40,23 @@ def test_requested_opset_is_the_one_recorded(tmp_path, opset):
     assert {o.version for o in onnx.load(str(r.path)).opset_import if o.domain == ""} == {opset}
 
 
+def test_the_registry_built_once_changes_no_byte_and_is_undone(tmp_path, monkeypatch):
+    import contextlib
+
+    from torch.onnx._internal.exporter import _registration
+
+    original = _registration.ONNXRegistry.__dict__["from_torchlib"]
+    act = catalog.get("softplus_b2_t10")  # actexport's translation adds a custom function to the registry
+    fast = [onnx_exporter.export(act, "float32", tmp_path / f"fast{n}.onnx", exporter="dynamo+actexport")
+            for n in range(2)]
+    assert _registration.ONNXRegistry.__dict__["from_torchlib"] is original
+    monkeypatch.setattr(onnx_exporter, "_registry_built_once", contextlib.nullcontext)
+    slow = onnx_exporter.export(act, "float32", tmp_path / "slow.onnx", exporter="dynamo+actexport")
+    assert all(r.ok for r in [*fast, slow]), [r.error for r in [*fast, slow]]
+    assert fast[0].details["translations"], "the case meant to exercise a custom translation has none"
+    assert {r.path.read_bytes() for r in fast} == {slow.path.read_bytes()}
+
+
 def test_invalid_opset_is_a_usage_error():
     with pytest.raises(catalog.UsageError, match=r"invalid opset 5 for the dynamo exporter; valid: 18\.\.\d+"):
         onnx_exporter.check_opset(5, "dynamo")

@@ -71,3 +71,21 @@ def test_an_export_that_times_out_is_an_error_never_a_declared_xfail(tmp_path, c
                  "--out", str(tmp_path / "m")]) == 3
     err = capsys.readouterr().err
     assert "rrelu / onnx / float32: error: export failed: timed out after 0.01 s" in err
+
+
+def test_tasks_sent_ahead_to_a_worker_that_dies_run_again_elsewhere():
+    # One worker: the tasks behind the crash and the hang were already in its pipe (isolate.DEPTH).
+    workers = Workers(1)
+    try:
+        for tag, fn, args in [("abort", os.abort, ()), ("after abort", abs, (-1,)), ("sleep", time.sleep, (60,)),
+                              ("after sleep", abs, (-2,))]:
+            workers.submit(Task(fn, args, tag, timeout=2))
+        outcomes = {}
+        while workers.busy:
+            outcomes.update((o.tag, o) for o in workers.poll())
+    finally:
+        workers.close()
+    assert outcomes["abort"].failure == "worker process killed by SIGABRT (signal 6)"
+    assert outcomes["sleep"].failure == "timed out after 2 s (worker killed)"
+    assert (outcomes["after abort"].value, outcomes["after sleep"].value) == (1, 2)
+    assert outcomes["after abort"].failure is None and outcomes["after sleep"].failure is None
