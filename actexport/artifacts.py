@@ -133,18 +133,43 @@ def read_manifest(dir: Path) -> dict:
         if e["dtype"] not in DTYPES:
             raise UsageError(f"{str(path)!r} lists an artifact of unknown dtype {e['dtype']!r}; valid: "
                              f"{', '.join(DTYPES)}")
-        if e["format"] == "onnx" and not (isinstance(e.get("opset"), int) and not isinstance(e["opset"], bool)):
-            raise UsageError(f"{str(path)!r}: the ONNX entry {e['path']!r} needs an integer opset")
-        if Path(e["path"]).is_absolute() or ".." in Path(e["path"]).parts:
-            raise UsageError(f"{str(path)!r} names a path outside its directory: {e['path']!r}")
-        if (dir / e["path"]).is_symlink():
-            raise UsageError(f"{str(path)!r} lists {e['path']!r}, a symbolic link: refused, not followed")
+        if e["format"] == "onnx":
+            top = _max_onnx_opset()
+            opset = e.get("opset")
+            if not (isinstance(opset, int) and not isinstance(opset, bool) and 1 <= opset <= top):
+                raise UsageError(f"{str(path)!r}: the ONNX entry {e['path']!r} has opset {opset!r}; valid: an "
+                                 f"integer in 1..{top}")
+        for key, kind in (("exporter", str), ("details", dict)):
+            if key in e and not isinstance(e[key], kind):
+                raise UsageError(f"{str(path)!r}: {key!r} of {e['path']!r} must be a {kind.__name__}, not "
+                                 f"{type(e[key]).__name__}")
+        link = linked_part(dir, e["path"])
+        if link:
+            raise UsageError(f"{str(path)!r} lists {e['path']!r}: {link}")
         key = (e["id"], e["format"], e["dtype"], e.get("opset") if e["format"] == "onnx" else None)
         if key in seen:
             raise UsageError(f"{str(path)!r} lists two {e['format']} {e['dtype']} artifacts for {e['id']!r}; "
                              "each may be listed once")
         seen.add(key)
     return doc
+
+
+def linked_part(dir: Path, rel: str) -> str | None:
+    """Why DIR/rel is not a path inside DIR (absolute, `..`, or a symbolic link at any of its
+    components), or None: what a manifest lists is read only from inside its directory."""
+    parts = Path(rel).parts
+    if Path(rel).is_absolute() or ".." in parts or not parts:
+        return "a path outside its directory: refused"
+    for n in range(1, len(parts) + 1):
+        if (dir / Path(*parts[:n])).is_symlink():
+            return f"{Path(*parts[:n]).as_posix()!r} is a symbolic link: refused, not followed"
+    return None
+
+
+def _max_onnx_opset() -> int:
+    import onnx  # noqa: PLC0415
+
+    return int(onnx.defs.onnx_opset_version())
 
 
 def onnx_problem(path: Path) -> str | None:

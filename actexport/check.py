@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from actexport import artifacts as art
@@ -15,14 +16,28 @@ from actexport.verify import Options, verify
 
 
 def extra_files(dir: Path, manifest: dict) -> list[str]:
-    """Files in DIR that the manifest does not list (hidden files and the manifest itself aside)."""
+    """Files and links in DIR that the manifest does not list (only the manifest itself aside).
+
+    Hidden files count: an ONNX model's external weights or a sidecar a runtime would read can be
+    named anything. Folders are not followed through symbolic links.
+    """
     listed = {e["path"] for e in manifest["artifacts"]} | {art.MANIFEST}
     found = []
-    for path in sorted(dir.rglob("*")):
-        rel = path.relative_to(dir)
-        if path.is_file() and not any(part.startswith(".") for part in rel.parts) and rel.as_posix() not in listed:
-            found.append(rel.as_posix())
-    return found
+    for root, dirs, files in os.walk(dir):  # NOTE: os.walk does not descend into linked folders
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
+            rel = Path(root, name).relative_to(dir).as_posix()
+            if rel not in listed:
+                found.append(rel)
+    return sorted(found)
+
+
+def unverified(dir: Path, manifest: dict, report: Report) -> list[str]:
+    """Listed files that no cell hashed and loaded (whatever the entry's fields say, each must be)."""
+    seen = {(c.activation, c.format, c.dtype, c.opset if c.format == "onnx" else None)
+            for c in report.cells if c.status != "skip"}
+    return [f"{dir / e['path']}: listed in {dir / art.MANIFEST} but no cell verified it"
+            for e in manifest["artifacts"]
+            if (e["id"], e["format"], e["dtype"], e.get("opset") if e["format"] == "onnx" else None) not in seen]
 
 
 def options_for(manifest: dict, **kw) -> Options:
@@ -53,4 +68,5 @@ def check(dir: Path, progress=None, workers: int | None = None, **options) -> Re
     manifest = art.read_manifest(dir)
     report = verify(None, options_for(manifest, **options), artifacts_dir=dir, progress=progress, workers=workers)
     report.problems = [f"{dir / rel}: not listed in {dir / art.MANIFEST}" for rel in extra_files(dir, manifest)]
+    report.problems += unverified(dir, manifest, report)
     return report

@@ -77,16 +77,32 @@ def load_plugins(names: list[str]) -> None:
 
 def _serve(conn, plugin_names: list[str]) -> None:
     """A worker's loop: run (fn, args), send ("ok", value) or ("raised", text); stop on None."""
+    import queue  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
     import torch  # noqa: PLC0415
 
     load_plugins(plugin_names)
     # NOTE: one intra-op thread: the workers already use every core between them.
     torch.set_num_threads(1)
+    # NOTE: tasks are read by a thread of their own, always: the caller sends tasks ahead (DEPTH)
+    # while this worker may be sending a large result, and two blocking sends facing each other
+    # over full socket buffers would wait forever.
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def read() -> None:
+        while True:
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                msg = None
+            inbox.put(msg)
+            if msg is None:
+                return
+
+    threading.Thread(target=read, name="actexport-inbox", daemon=True).start()
     while True:
-        try:
-            msg = conn.recv()
-        except (EOFError, OSError):
-            return
+        msg = inbox.get()
         if msg is None:
             return
         fn, args = msg

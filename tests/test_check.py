@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import onnx
 import pytest
@@ -198,3 +200,128 @@ def test_a_pt2_archive_that_would_unpickle_code_is_refused(deployed, capsys, tmp
     assert main(["check", str(deployed), "--quiet"]) == 1
     assert "loading it would run code: refused" in capsys.readouterr().out
     assert not marker.exists()
+
+
+def _rewrite_program(dir, rel, change):
+    """Rewrites the serialized program (models/*.json) inside a .pt2 archive with change(doc)."""
+    import zipfile
+
+    src = dir.parent / "original.pt2"
+    src.write_bytes((dir / rel).read_bytes())
+    with zipfile.ZipFile(src) as z, zipfile.ZipFile(dir / rel, "w") as out:
+        for name in z.namelist():
+            data = z.read(name)
+            if "/models/" in name and name.endswith(".json"):
+                doc = json.loads(data)
+                change(doc)
+                data = json.dumps(doc).encode()
+            out.writestr(z.getinfo(name), data)
+    _relist(dir, rel)
+
+
+def _sizes(doc):
+    for value in doc["graph_module"]["graph"]["tensor_values"].values():
+        yield from (s["as_expr"] for s in value["sizes"] if "as_expr" in s)
+
+
+@pytest.mark.parametrize("what", ["symbolic size", "node target", "both"])
+def test_a_pt2_whose_text_torch_would_evaluate_as_code_is_refused(deployed, capsys, tmp_path, what):
+    marker = tmp_path / "ran"
+    code = f"__import__('pathlib').Path({str(marker)!r}).touch() or Symbol('s0', positive=True, integer=True)"
+
+    def change(doc):
+        if what != "node target":  # torch.export.load hands each size to sympy.sympify, which runs Python
+            for size in _sizes(doc):
+                size["expr_str"] = code
+        if what != "symbolic size":  # the target is found by attribute walk from `torch`: torch.os is os
+            node = doc["graph_module"]["graph"]["nodes"][0]
+            node["target"] = "torch.os.system"
+            node["inputs"] = [{"name": "command", "arg": {"as_string": f"touch {marker}"}, "kind": 1}]
+
+    _rewrite_program(deployed, "softmax/model.pt2", change)
+    assert main(["check", str(deployed), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert "softmax / pt2 / pt2:cpu / float32: error:" in out
+    assert ("loading it would let torch evaluate that text: refused" in out), out
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("expr, why", [
+    ("Pow(Integer(10), Integer(10000000000))", "Pow with an exponent above 64"),
+    ("10**10**20", "a power of a power"),
+    ("Integer(" + "9" * 40 + ")", "a number longer than 20 digits"),
+    ("Float('1.0', precision=100000000)", "a precision above 128 bits"),
+    ("Symbol('s0').__class__", "unexpected character '.'"),
+    ("exec('1')", "'exec' is not a sympy function"),
+])
+def test_sizes_that_would_hang_or_escape_sympy_are_refused(expr, why):
+    from actexport.runtimes.pt2_text import Refused, check_expr
+
+    with pytest.raises(Refused, match=re.escape(why)):
+        check_expr(expr)
+
+
+def test_what_torch_export_writes_is_accepted():
+    from actexport.runtimes.pt2_text import check_expr, check_target
+
+    for expr in ("Symbol('s31', positive=True, integer=True)", "Mul(Integer(2), Symbol('s0', integer=True))",
+                 "FloorDiv(Symbol('s0', positive=True, integer=True), Integer(2))", "s0 + 2*s1", "-oo",
+                 "Float('1.5', precision=53)", "PowByNatural(Symbol('s0', integer=True), Integer(2))"):
+        check_expr(expr)
+    for target in ("torch.ops.aten.glu.default", "_operator.getitem", "torch.ops.higher_order.cond", "torch.sym_max"):
+        check_target(target)
+
+
+def _edit_manifest(dir, rel, **fields):
+    doc = json.loads((dir / "manifest.json").read_text())
+    for e in doc["artifacts"]:
+        if e["path"] == rel:
+            e.update(fields)
+    (dir / "manifest.json").write_text(json.dumps(doc))
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"opset": 0}, "has opset 0; valid: an integer in 1.."),
+    ({"opset": None}, "has opset None; valid: an integer in 1.."),
+    ({"exporter": 7}, "'exporter' of 'gelu/model.onnx' must be a str, not int"),
+    ({"details": []}, "'details' of 'gelu/model.onnx' must be a dict, not list"),
+])
+def test_a_listed_file_is_verified_whatever_its_fields_say_or_the_manifest_is_refused(deployed, capsys, fields,
+                                                                                      message):
+    rel = "gelu/model.onnx"
+    (deployed / rel).write_bytes(b"garbage that must never pass")
+    _relist(deployed, rel)
+    _edit_manifest(deployed, rel, **fields)
+    assert main(["check", str(deployed), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_folder_linked_from_inside_dir_is_refused_and_nothing_outside_is_read(deployed, capsys, tmp_path):
+    import shutil
+
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(deployed / "relu", elsewhere)
+    (deployed / "relu").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["check", str(deployed), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'relu' is a symbolic link: refused, not followed" in err
+    assert "sha256" not in err
+
+
+def test_hidden_files_are_not_listed_and_fail_the_check(deployed, capsys):
+    (deployed / "gelu" / ".weights.bin").write_bytes(b"\0" * 64)
+    assert main(["check", str(deployed), "--quiet"]) == 1
+    assert f"{deployed / 'gelu' / '.weights.bin'}: not listed in" in capsys.readouterr().out
+
+
+def test_every_listed_file_is_checked_by_some_cell():
+    from actexport.check import unverified
+    from actexport.report import Cell, Report
+
+    manifest = {"artifacts": [{"id": "relu", "format": "onnx", "dtype": "float32", "opset": 18, "path": "relu/model.onnx"},
+                              {"id": "relu", "format": "pt2", "dtype": "float32", "path": "relu/model.pt2"}]}
+    report = Report(cells=[Cell("relu", "", "onnx", "ort:cpu", "float32", status="pass", opset=18),
+                           Cell("relu", "", "pt2", "pt2:cpu", "float32", status="skip")])
+    assert unverified(Path("D"), manifest, report) == [
+        "D/relu/model.pt2: listed in D/manifest.json but no cell verified it"]

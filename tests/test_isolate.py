@@ -89,3 +89,39 @@ def test_tasks_sent_ahead_to_a_worker_that_dies_run_again_elsewhere():
     assert outcomes["sleep"].failure == "timed out after 2 s (worker killed)"
     assert (outcomes["after abort"].value, outcomes["after sleep"].value) == (1, 2)
     assert outcomes["after abort"].failure is None and outcomes["after sleep"].failure is None
+
+
+_BOTH_WAYS = """
+import numpy as np
+from actexport.isolate import Task, Workers
+
+if __name__ == "__main__":
+    workers = Workers(1)
+    big = np.zeros(4_000_000)  # 32 MB each way: far past any socket buffer
+    for n in range(4):
+        workers.submit(Task(np.asarray, (big,), n, timeout=50))
+    done = []
+    while workers.busy:
+        done += [o.tag for o in workers.poll() if o.failure is None and o.value.shape == big.shape]
+    workers.close()
+    print(sorted(done))
+"""
+
+
+def test_large_tasks_sent_ahead_while_a_large_result_comes_back_do_not_deadlock(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "both_ways.py"
+    script.write_text(_BOTH_WAYS)
+    # NOTE: a process of its own: a deadlock takes no CPU and never ends, so it is killed (with its
+    # forkserver and worker) after a deadline far above the ~5 s this takes.
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("deadlock: the worker and the caller were each blocked sending to the other")
+    assert out.strip() == "[0, 1, 2, 3]"

@@ -11,7 +11,10 @@ import torch
 
 from actexport.capture import quiet
 from actexport.exporters.torch_export import unavailable as format_unavailable
+from actexport.runtimes.pt2_text import Refused, check_program_json
 from actexport.runtimes.torch_common import TorchModuleRuntime
+
+MAX_PROGRAM_BYTES = 64 << 20  # a serialized graph of an activation is a few kB; a large model's, a few MB
 
 
 @contextlib.contextmanager
@@ -43,6 +46,7 @@ def archive_problem(path: Path) -> str | None:
     weights_only=False) and "opaque object" constants with plain pickle.loads: either runs any Python
     a crafted archive contains. torch.export.save writes neither for the modules actexport exports
     (plain tensors are stored raw), so an archive that has them is refused before anything is read.
+    The serialized programs' symbolic sizes and node targets are code too (pt2_text.py).
     """
     try:
         with zipfile.ZipFile(path) as z:
@@ -54,13 +58,23 @@ def archive_problem(path: Path) -> str | None:
                 base = parts[-1] if parts else ""
                 if base.startswith(("opaque_obj", "custom_obj")):
                     return f"{path}: archive holds a pickled object ({name}); loading it would run code: refused"
+                if base == "serialized_exported_program.json":
+                    return (f"{path}: archive is in torch's pre-2.8 format, which torch.export.load unpickles "
+                            "without restriction: refused (export it again with this torch)")
+                if base.endswith(".json"):
+                    info = z.getinfo(name)
+                    if info.file_size > MAX_PROGRAM_BYTES:
+                        return f"{path}: {name} is {info.file_size} bytes (at most {MAX_PROGRAM_BYTES}): refused"
+                    check_program_json(z.read(name), name)
                 if base.endswith("_config.json") and "/data/" in f"/{name}":
                     config = json.loads(z.read(name)).get("config", {})
                     pickled = [k for k, v in config.items() if isinstance(v, dict) and v.get("use_pickle")]
                     if pickled:
                         return (f"{path}: archive marks {pickled[0]!r} as pickled ({name}); loading it would run "
                                 "code: refused")
-    except (zipfile.BadZipFile, OSError, ValueError, AttributeError) as e:
+    except Refused as e:
+        return f"{path}: {e}; loading it would let torch evaluate that text: refused"
+    except (zipfile.BadZipFile, OSError, ValueError, AttributeError, RecursionError) as e:
         return f"{path} is not a valid .pt2 archive ({type(e).__name__}: {str(e)[:120]})"
     return None
 
