@@ -166,18 +166,24 @@ class ExportCache:
             if meta["artifact_sha256"] is None:  # a cached failure: the exporter cannot produce this one
                 return replace(result, cache="hit", seconds=0.0), "hit"
             expected = meta["artifact_sha256"]
-
-            def copy_checked(tmp: Path) -> None:
-                shutil.copyfile(entry_dir / ARTIFACT, tmp)
-                got = sha256(tmp)
-                if got != expected:  # NOTE: raised before the rename: dest never holds bad bytes
-                    raise _Mismatch(f"artifact sha256 {got[:12]} != recorded {expected[:12]}")
-
-            atomic_write(dest, copy_checked)
-        except _Mismatch as e:
-            return self._corrupt(entry_dir, str(e))
+            got = sha256(entry_dir / ARTIFACT)
+            if got != expected:
+                return self._corrupt(entry_dir, f"artifact sha256 {got[:12]} != recorded {expected[:12]}")
         except (OSError, ValueError, KeyError, TypeError) as e:
             return self._corrupt(entry_dir, f"unreadable ({type(e).__name__}: {e})")
+
+        def copy_checked(tmp: Path) -> None:
+            shutil.copyfile(entry_dir / ARTIFACT, tmp)
+            got = sha256(tmp)
+            if got != expected:  # NOTE: raised before the rename: dest never holds bad bytes
+                raise _Mismatch(f"the copy at {dest} has sha256 {got[:12]}, not the recorded {expected[:12]}")
+
+        try:
+            atomic_write(dest, copy_checked)
+        except (OSError, _Mismatch) as e:
+            # NOTE: the entry was read and checked above: a failure here is the destination's (a file
+            # where a folder should be, a full disk), and the entry stays for every other run.
+            return None, f"not used: cannot write {dest} ({type(e).__name__}: {e})"
         return replace(result, path=dest, cache="hit", seconds=0.0), "hit"
 
     def _corrupt(self, entry_dir: Path, why: str) -> tuple[None, str]:
@@ -186,8 +192,8 @@ class ExportCache:
 
     def store(self, k: str, result: ExportResult) -> str:
         """Stores a fresh result; returns "stored", or why it was not (never raises)."""
-        if result.error and result.error.split(":")[0] in _TRANSIENT:
-            return "not stored: transient failure"
+        if result.error and (result.details.get("environment") or result.error.split(":")[0] in _TRANSIENT):
+            return "not stored: the failure came from the machine (files, memory, time), not the exporter"
         if not result.ok and not (result.error or result.unavailable):
             return "not stored: no result"
         final = self._dir(k)

@@ -392,13 +392,28 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0 ok, 1 failed cells, 2 usage, 3 no artifact, 4 no provider)."""
     from rich.console import Console  # noqa: PLC0415
 
-    from actexport.verify import ProviderUnavailable  # noqa: PLC0415
-
     out, err = Console(), Console(stderr=True)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out = Console(width=160)  # CI logs: wide enough that the matrix and reasons do not wrap
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(argv)  # NOTE: --help's exit 0 stands; bad usage raises UsageError
+    except UsageError as e:
+        print(f"actexport: error: {e}", file=sys.stderr)
+        return USAGE
+    try:
+        return _main(args, out, err)
+    except SystemExit as e:
+        # NOTE: raised by code that is not actexport's (a factory, a module's forward, a plugin, or
+        # `builtins:exit` given as the factory): only a finished run may exit 0.
+        print(f"actexport: error: a module, factory or plugin called sys.exit({e.code!r}); the run stopped "
+              "there and is not a pass", file=sys.stderr)
+        return USAGE
+
+
+def _main(args: argparse.Namespace, out, err) -> int:
+    from actexport.verify import ProviderUnavailable  # noqa: PLC0415
+
+    try:
         if args.command == "list":
             return cmd_list(args, out)
         from actexport.isolate import load_plugins, plugins

@@ -160,6 +160,8 @@ def verify(
             pipeline.drive(all_judged)
         finally:
             pipeline.close()  # NOTE: the workers are gone before anything is timed
+        if artifacts_dir is not None:
+            _ran_nowhere(report.cells)
         if options.latency:
             # NOTE: timing runs in this process: an artifact whose cell crashed, hung or errored is
             # not loaded again here.
@@ -167,6 +169,24 @@ def verify(
             report.latency = _latency(acts, options, produce, progress, broken)
     report.wall_seconds = time.perf_counter() - start
     return report
+
+
+def _ran_nowhere(cells: list[Cell]) -> None:
+    """A deployed artifact that no runtime here could load or run is an error in each of its cells.
+
+    Each cell alone may honestly be n/a (no kernel for an op on this provider), but a file from
+    elsewhere that runs nowhere was verified by nobody: an unknown op in a domain of the author's
+    choosing would otherwise pass `check`.
+    """
+    groups: dict[tuple, list[Cell]] = {}
+    for c in cells:
+        if c.format != "eager":
+            groups.setdefault((c.activation, c.format, c.dtype, c.opset), []).append(c)
+    for group in groups.values():
+        if all(c.status == "unavailable" and c.stage in ("load", "run") for c in group):
+            for c in group:
+                c.status = "error"
+                c.reason = f"the artifact runs in no runtime here, so nothing verified it: {c.reason}"
 
 
 def _latency(acts, options: Options, produce, progress, broken: set[tuple[str, str]]):

@@ -41,7 +41,7 @@ def test_exporting_a_subset_keeps_the_rest_of_the_manifest(artifacts_copy):
         ('{"schema": 2, "artifacts": []}', "is not an actexport manifest of schema 1"),
         ('{"schema": 1, "artifacts": [{"id": "relu"}]}', "without id/format/path/dtype/sha256"),
         ('{"schema": 1, "artifacts": [{"id": "r", "format": "onnx", "dtype": "float32", "sha256": "0",'
-         ' "opset": 18, "path": "../../etc/passwd"}]}', "names a path outside its directory"),
+         ' "opset": 18, "path": "../../etc/passwd"}]}', "lists '../../etc/passwd': a path outside its directory"),
     ],
 )
 def test_bad_manifests_are_usage_errors(tmp_path, content, message):

@@ -106,7 +106,7 @@ def test_failures_are_cached_but_transient_ones_are_not(tmp_path):
         second = exports.result(job)
     assert second.cache == "hit" and second.error == first.error and second.path is None
     transient = ExportResult("onnx", None, "x", error="OSError: [Errno 28] No space left on device")
-    assert cache.store("0" * 64, transient) == "not stored: transient failure"
+    assert cache.store("0" * 64, transient).startswith("not stored: the failure came from the machine")
     assert not (cache.root / ec.LAYOUT / "00").exists()
 
 
@@ -169,3 +169,28 @@ def test_the_exact_reference_cache_reuses_only_what_matches_its_checksum(tmp_pat
     entry.write_bytes(entry.read_bytes()[:-8] + np.float64(1e300).tobytes())  # tampered
     assert cache.exact(act, x).tolist() == [0.0] * 7 and calls == [1]  # recomputed, not trusted
     assert cache.exact(act, x.astype(np.float32)).tolist() == [0.0] * 7  # float32: never cached
+
+
+def test_a_destination_that_cannot_be_written_never_costs_the_cache_its_entry(tmp_path, capsys):
+    cache = ["--cache-dir", str(tmp_path / "c"), "--formats", "onnx"]
+    assert main(["export", "sigmoid", "--out", str(tmp_path / "A"), *cache]) == 0
+    entries = sorted(p.parent.name for p in (tmp_path / "c").rglob(ec.ARTIFACT))
+    (tmp_path / "B").mkdir()
+    (tmp_path / "B" / "sigmoid").write_text("a file where the export's folder goes")
+    assert main(["export", "sigmoid", "--out", str(tmp_path / "B"), *cache]) != 0
+    assert "sigmoid" in capsys.readouterr().err
+    assert sorted(p.parent.name for p in (tmp_path / "c").rglob(ec.ARTIFACT)) == entries, "the good entry stays"
+    # Every later run on the cache is served from it, as before the careless one.
+    assert main(["verify", "sigmoid", *cache, "--quiet", "--json", str(tmp_path / "r.json")]) == 0
+    assert [e["cache"] for e in json.loads((tmp_path / "r.json").read_text())["exports"]] == ["hit"]
+
+
+def test_a_failure_of_the_machine_is_never_cached():
+    from actexport.exporters import guarded
+
+    def full_disk():
+        raise RuntimeError("the exporter wrapped it") from OSError(28, "No space left on device")
+
+    result = guarded("onnx", "x", full_disk)
+    assert result.details == {"environment": True}
+    assert ec.ExportCache(Path("/nonexistent")).store("k" * 64, result).startswith("not stored: the failure came")

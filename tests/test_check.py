@@ -135,7 +135,7 @@ def test_check_of_a_directory_built_by_several_exports(tmp_path, capsys):
     (lambda doc: doc["artifacts"][0].update(id=["a"]), "must be non-empty strings"),
     (lambda doc: doc["artifacts"][0].update(format="tflite"), "unknown format 'tflite'"),
     (lambda doc: doc["artifacts"][0].update(dtype="int8"), "unknown dtype 'int8'"),
-    (lambda doc: [e.update(opset="x") for e in doc["artifacts"] if e["format"] == "onnx"], "needs an integer opset"),
+    (lambda doc: [e.update(opset="x") for e in doc["artifacts"] if e["format"] == "onnx"], "has opset 'x'; valid: an integer in 1.."),
 ])
 def test_malformed_manifest_entries_are_exit_2(deployed, capsys, edit, message):
     doc = json.loads((deployed / "manifest.json").read_text())
@@ -325,3 +325,20 @@ def test_every_listed_file_is_checked_by_some_cell():
                            Cell("relu", "", "pt2", "pt2:cpu", "float32", status="skip")])
     assert unverified(Path("D"), manifest, report) == [
         "D/relu/model.pt2: listed in D/manifest.json but no cell verified it"]
+
+
+def test_an_onnx_file_that_runs_in_no_runtime_fails_the_check(deployed, capsys):
+    rel = "relu/model.onnx"
+    # An op of a domain the file's author chose: onnx's checker accepts it, no runtime has it.
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["output"], domain="com.nowhere",
+                                                name="NOT_IMPLEMENTED")], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["d0", "d1"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["d0", "d1"])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.nowhere", 1)],
+                              ir_version=10)
+    onnx.save(model, str(deployed / rel))
+    _relist(deployed, rel)
+    assert main(["check", str(deployed), "--quiet"]) == 1
+    out = capsys.readouterr().out
+    for rt in ("onnx.reference", "ort:cpu"):
+        assert f"relu / onnx@18 / {rt} / float32: error: the artifact runs in no runtime here" in out

@@ -210,3 +210,19 @@ def test_export_bad_input_writes_nothing(tmp_path, capsys, argv, message):
     assert main(["export", *argv, "--out", str(out)]) == 2
     assert message in _one_error_line(capsys)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("how", ["factory", "plugin"])
+def test_sys_exit_in_user_code_never_passes_the_gate(tmp_path, monkeypatch, capsys, how):
+    if how == "factory":
+        argv = ["verify", "--module", "builtins:exit", "--input-shape", "2,3", "--in-process"]
+    else:
+        (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        monkeypatch.setenv("ACTEXPORT_PLUGINS", "exits_on_import")
+        argv = ["verify", "relu", "--in-process"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    code = "None" if how == "factory" else "0"  # exit() with no argument raises SystemExit(None)
+    assert err == [f"actexport: error: a module, factory or plugin called sys.exit({code}); the run stopped there "
+                   "and is not a pass"], err

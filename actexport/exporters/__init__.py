@@ -72,9 +72,21 @@ def guarded(format: str, exporter: str, fn: Callable[[], ExportResult]) -> Expor
         with quiet() as captured:
             result = fn()
     except Exception as e:  # noqa: BLE001  (an exporter failure is a result, not a crash)
-        result = ExportResult(format, None, exporter, error=root_cause(e))
+        # NOTE: a file that cannot be written, memory or time running out says nothing about the
+        # exporter: such a failure is marked so that the export cache never keeps it.
+        result = ExportResult(format, None, exporter, error=root_cause(e),
+                              details={"environment": True} if _environmental(e) else {})
     log = captured.text if captured is not None else ""
     return replace(result, seconds=time.perf_counter() - start, log=result.log or log)
+
+
+def _environmental(e: BaseException | None) -> bool:
+    seen = 0
+    while e is not None and seen < 50:
+        if isinstance(e, (OSError, MemoryError)):
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
 
 
 def root_cause(e: BaseException) -> str:
