@@ -14,6 +14,7 @@ from actexport.exporters import FILENAMES, ExportResult, atomic_write
 
 SCHEMA = 1
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 << 20  # ~40,000 entries
 
 
 def sha256(path: Path) -> str:
@@ -115,10 +116,13 @@ def read_manifest(dir: Path) -> dict:
         raise UsageError(f"artifact directory {str(dir)!r} does not exist or is not a directory")
     if not path.is_file():
         raise UsageError(f"{str(path)!r} is missing; run `actexport export --out {dir}` first")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise UsageError(f"{str(path)!r} is {path.stat().st_size} bytes; a manifest is at most {MAX_MANIFEST_BYTES}")
     try:
         doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{str(path)!r} is not valid JSON ({e})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        # NOTE: ValueError covers integers past Python's digit limit; RecursionError, deep nesting
+        raise UsageError(f"{str(path)!r} is not valid JSON ({type(e).__name__}: {str(e)[:120]})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("artifacts"), list):
         raise UsageError(f"{str(path)!r} is not an actexport manifest of schema {SCHEMA}")
     seen: set[tuple] = set()
@@ -253,8 +257,15 @@ def export_all(
             if progress:
                 progress(f"{job.act.id} {job.format}")
     entries = [entry(act, r, dtype, out_dir) for act, dtype, r in results if r.ok]
-    write_manifest(out_dir, entries)
+    try:
+        write_manifest(out_dir, entries)
+    except OSError as e:  # NOTE: a full disk, say: the old manifest (if any) is still the one there
+        raise OutputError(f"cannot write {out_dir / MANIFEST}: {type(e).__name__}: {e}") from None
     return results
+
+
+class OutputError(Exception):
+    """The output directory could not take what a run produced (one line; exit 3)."""
 
 
 def _check_writable(out_dir: Path) -> None:

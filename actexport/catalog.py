@@ -788,6 +788,8 @@ def parse_list(value: str | list[str] | None, valid: tuple[str, ...], what: str)
                 raise UsageError(f"unknown {what} {part!r}; valid: {', '.join(valid)}")
             if part not in out:
                 out.append(part)
+    if not out:  # NOTE: `--formats ''` would otherwise run nothing and exit 0
+        raise UsageError(f"no {what} given; valid: {', '.join(valid)}")
     return tuple(out)
 
 

@@ -190,10 +190,13 @@ def _sizes(value: str, flag: str) -> tuple[int, ...]:
 
 
 def _check_workers(args: argparse.Namespace) -> None:
-    if args.jobs is not None and args.jobs < 1:
-        raise UsageError(f"invalid --jobs {args.jobs}: give a number of worker processes >= 1")
-    if not args.timeout > 0:
-        raise UsageError(f"invalid --timeout {args.timeout:g}: give seconds > 0")
+    from actexport.isolate import check_timeout, max_workers  # noqa: PLC0415
+
+    top = max_workers()
+    if args.jobs is not None and not 1 <= args.jobs <= top:
+        raise UsageError(f"invalid --jobs {args.jobs}: give a number of worker processes in 1..{top} "
+                         "(each holds torch and onnxruntime, ~0.4 GB)")
+    check_timeout(args.timeout)
 
 
 def _cache(args: argparse.Namespace):
@@ -411,19 +414,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, out, err) -> int:
+    from actexport.artifacts import OutputError  # noqa: PLC0415
     from actexport.verify import ProviderUnavailable  # noqa: PLC0415
 
     try:
         if args.command == "list":
             return cmd_list(args, out)
-        from actexport.isolate import load_plugins, plugins
+        from actexport.isolate import DEFAULT_TIMEOUT, check_timeout, deadline, load_plugins, plugins, probe_plugins
 
+        timeout = check_timeout(getattr(args, "timeout", DEFAULT_TIMEOUT))
+        probe_plugins(plugins(), timeout)
         load_plugins(plugins())  # this process builds eager modules and times artifacts too
         if hasattr(args, "graphs"):
             from actexport.exporters.onnx import spec  # noqa: PLC0415
 
             args.exporter = spec(args.exporter, args.graphs)
-        user = _user_module(args) if args.command in ("export", "verify", "bench", "check") else None
+        user = None
+        if args.command in ("export", "verify", "bench", "check"):
+            with deadline(timeout, f"--module {getattr(args, 'module', None)}: building and trying the module"):
+                user = _user_module(args)
         if user is not None:
             with catalog.registered(user):
                 return _run(args, out, err)
@@ -434,6 +443,9 @@ def _main(args: argparse.Namespace, out, err) -> int:
     except ProviderUnavailable as e:
         print(f"actexport: error: {e}", file=sys.stderr)
         return NO_PROVIDER
+    except OutputError as e:
+        print(f"actexport: error: {e}", file=sys.stderr)
+        return NO_ARTIFACT
 
 
 def _run(args: argparse.Namespace, out, err) -> int:

@@ -15,13 +15,16 @@ import itertools
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 DEFAULT_TIMEOUT = 300.0  # seconds for one export or one cell
+MAX_TIMEOUT = 86400.0  # a day: a deadline must be a number the clock can reach
 # Imported once by the forkserver, inherited by every worker it forks.
 PRELOAD = ["torch", "numpy", "onnx", "onnxruntime", "onnx.reference", "torch._export.serde.serialize",
            "actexport.catalog", "actexport.tasks", "actexport.runtimes.onnxrt", "actexport.runtimes.torch_common"]
@@ -46,6 +49,10 @@ class Outcome:
 
 
 def _context():
+    # NOTE: every worker hashes strings with one seed: TorchScript orders a class's attributes by
+    # Python's set order, so scripting under another seed writes other bytes. The forkserver (and
+    # a spawned worker) reads this when it starts; this process's own hashing is not changed.
+    os.environ["PYTHONHASHSEED"] = "0"
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload(PRELOAD)
@@ -72,7 +79,57 @@ def load_plugins(names: list[str]) -> None:
     import importlib  # noqa: PLC0415
 
     for name in names:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # noqa: BLE001  (any failure of the user's module is a usage error)
+            from actexport.catalog import UsageError  # noqa: PLC0415
+
+            raise UsageError(f"plugin {name!r} ($ACTEXPORT_PLUGINS) failed to import: {type(e).__name__}: "
+                             f"{str(e)[:200]}") from None
+
+
+def probe_plugins(names: list[str], timeout: float) -> None:
+    """Imports the plugins in a separate process first: one that crashes the interpreter (a
+    segfault in a custom op library) would otherwise end this process silently."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from actexport.catalog import UsageError  # noqa: PLC0415
+
+    if not names:
+        return
+    code = "import importlib, sys\nfor n in sys.argv[1:]: importlib.import_module(n)"
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=timeout,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"importing plugin(s) {', '.join(names)} ($ACTEXPORT_PLUGINS) did not finish in "
+                         f"{timeout:g} s") from None
+    if proc.returncode < 0:
+        raise UsageError(f"importing plugin(s) {', '.join(names)} ($ACTEXPORT_PLUGINS): the process was "
+                         f"{describe_exit(proc.returncode)}")
+
+
+@contextmanager
+def deadline(seconds: float, what: str):
+    """Raises UsageError when the block runs longer than `seconds` (main thread on POSIX; elsewhere
+    the block runs without one). For user code this process must run itself: a factory, say."""
+    from actexport.catalog import UsageError  # noqa: PLC0415
+
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(*_):
+        raise UsageError(f"{what} did not finish within {seconds:g} s (--timeout)")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _serve(conn, plugin_names: list[str]) -> None:
@@ -345,10 +402,25 @@ def workers(size: int | None, isolate: bool = True) -> Workers | Inline:
     return Workers(size or default_workers())
 
 
+def check_timeout(seconds: float) -> float:
+    """`seconds`, or UsageError when it is not a deadline a clock can reach."""
+    from actexport.catalog import UsageError  # noqa: PLC0415
+
+    if not 0 < seconds <= MAX_TIMEOUT:
+        raise UsageError(f"invalid --timeout {seconds:g}: give seconds in (0, {MAX_TIMEOUT:g}]")
+    return seconds
+
+
+def max_workers() -> int:
+    """The most worker processes a run may start: four per core (each holds torch, ~0.4 GB)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def default_workers() -> int:
     """$ACTEXPORT_JOBS, else the cores this process may run on."""
-    if os.environ.get("ACTEXPORT_JOBS", "").strip().isdigit():
-        return max(1, int(os.environ["ACTEXPORT_JOBS"]))
+    jobs = os.environ.get("ACTEXPORT_JOBS", "").strip()
+    if jobs.isdigit():
+        return min(max_workers(), max(1, int(jobs[-6:]) if len(jobs) <= 6 else max_workers()))
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

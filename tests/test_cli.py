@@ -226,3 +226,71 @@ def test_sys_exit_in_user_code_never_passes_the_gate(tmp_path, monkeypatch, caps
     code = "None" if how == "factory" else "0"  # exit() with no argument raises SystemExit(None)
     assert err == [f"actexport: error: a module, factory or plugin called sys.exit({code}); the run stopped there "
                    "and is not a pass"], err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["verify", "relu", "--timeout", "inf"], "invalid --timeout inf: give seconds in (0, 86400]"),
+    (["verify", "relu", "--jobs", "100000"], "invalid --jobs 100000: give a number of worker processes in 1.."),
+    (["export", "relu", "--formats", ""], "no format given; valid: onnx, torchscript, pt2"),
+    (["verify", "relu", "--dtypes", " , "], "no dtype given; valid:"),
+])
+def test_values_that_would_run_nothing_or_forever_are_usage_errors(tmp_path, capsys, argv, message):
+    assert main([*argv, "--cache-dir", str(tmp_path / "c")] + (["--out", str(tmp_path / "m")] if argv[0] == "export"
+                                                               else [])) == 2
+    assert message in _one_error_line(capsys)
+    assert not (tmp_path / "m").exists(), "nothing is written by a run that was refused"
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"schema": 1, "artifacts": [{"opset": ' + "9" * 5000 + "}]}", "is not valid JSON (ValueError"),
+    ("[" * 100000 + "]" * 100000, "is not valid JSON (RecursionError"),
+])
+def test_manifests_that_break_the_json_parser_are_one_line(tmp_path, capsys, content, message):
+    (tmp_path / "manifest.json").write_text(content)
+    assert main(["check", str(tmp_path)]) == 2
+    assert message in _one_error_line(capsys)
+
+
+@pytest.mark.parametrize("plugin, message", [
+    ("import no_such_module_anywhere\n", "plugin 'bad_plugin' ($ACTEXPORT_PLUGINS) failed to import: "
+                                         "ModuleNotFoundError"),
+    ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)\n", "the process was killed by SIGSEGV (signal 11)"),
+])
+def test_a_plugin_that_fails_or_crashes_on_import_is_one_line(tmp_path, monkeypatch, capsys, plugin, message):
+    (tmp_path / "bad_plugin.py").write_text(plugin)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # the probe imports it in a process of its own
+    monkeypatch.setenv("ACTEXPORT_PLUGINS", "bad_plugin")
+    assert main(["verify", "relu", "--quiet"]) == 2
+    assert message in _one_error_line(capsys)
+
+
+def test_a_factory_that_never_returns_meets_the_deadline(tmp_path, monkeypatch, capsys):
+    (tmp_path / "forever.py").write_text("def factory():\n    while True:\n        pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert main(["verify", "--module", "forever:factory", "--input-shape", "2,3", "--timeout", "2"]) == 2
+    assert "did not finish within 2 s (--timeout)" in _one_error_line(capsys)
+
+
+def test_exports_are_byte_identical_under_any_hash_seed(tmp_path):
+    digests = []
+    for seed in ("1", "2"):
+        out = tmp_path / seed
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-m", "actexport", "export", "prelu_3ch", "softplus_b2_t10", "--no-cache",
+                        "--out", str(out)], env=env, check=True, capture_output=True)
+        digests.append({p.relative_to(out).as_posix(): p.read_bytes() for p in sorted(out.rglob("model.*"))})
+    assert len(digests[0]) == 6 and digests[0] == digests[1]
+
+
+def test_a_manifest_that_cannot_be_written_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
+    from actexport import artifacts
+
+    def full(*_):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(artifacts, "write_manifest", full)
+    assert main(["export", "relu", "--formats", "torchscript", "--out", str(tmp_path / "m"), "--in-process",
+                 "--cache-dir", str(tmp_path / "c")]) == 3
+    line = _one_error_line(capsys)
+    assert f"cannot write {tmp_path / 'm' / 'manifest.json'}" in line and "No space left on device" in line
