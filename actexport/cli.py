@@ -403,8 +403,16 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"actexport: error: {e}", file=sys.stderr)
         return USAGE
+    from actexport.isolate import Terminated  # noqa: PLC0415
+
     try:
         return _main(args, out, err)
+    except KeyboardInterrupt:
+        print("actexport: interrupted (SIGINT); the run stopped there and is not a pass", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("actexport: terminated (SIGTERM); the run stopped there and is not a pass", file=sys.stderr)
+        return 143
     except SystemExit as e:
         # NOTE: raised by code that is not actexport's (a factory, a module's forward, a plugin, or
         # `builtins:exit` given as the factory): only a finished run may exit 0.

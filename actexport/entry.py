@@ -11,10 +11,19 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] and args[0] in ("verify", "export", "check") and "--in-process" not in args:
-        from actexport.isolate import warm_up
+    from actexport.isolate import Terminated
 
-        warm_up()
-    from actexport.cli import main as cli_main
+    try:
+        if args[:1] and args[0] in ("verify", "export", "check") and "--in-process" not in args:
+            from actexport.isolate import begin_run
 
-    return cli_main(argv)
+            begin_run()
+        from actexport.cli import main as cli_main
+
+        return cli_main(argv)
+    except KeyboardInterrupt:  # NOTE: cli.main says the same for a signal during the run; this is one during imports
+        print("actexport: interrupted (SIGINT); the run stopped there and is not a pass", file=sys.stderr)
+        return 130
+    except Terminated:
+        print("actexport: terminated (SIGTERM); the run stopped there and is not a pass", file=sys.stderr)
+        return 143

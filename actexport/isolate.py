@@ -26,8 +26,9 @@ from multiprocessing.connection import wait
 DEFAULT_TIMEOUT = 300.0  # seconds for one export or one cell
 MAX_TIMEOUT = 86400.0  # a day: a deadline must be a number the clock can reach
 # Imported once by the forkserver, inherited by every worker it forks.
-PRELOAD = ["torch", "numpy", "onnx", "onnxruntime", "onnx.reference", "torch._export.serde.serialize",
-           "actexport.catalog", "actexport.tasks", "actexport.runtimes.onnxrt", "actexport.runtimes.torch_common"]
+PRELOAD = ["actexport.isolate", "torch", "numpy", "onnx", "onnxruntime", "onnx.reference",
+           "torch._export.serde.serialize", "actexport.catalog", "actexport.tasks", "actexport.runtimes.onnxrt",
+           "actexport.runtimes.torch_common"]
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,76 @@ def _context():
         ctx.set_forkserver_preload(PRELOAD)
         return ctx
     return mp.get_context("spawn")  # NOTE: no forkserver (Windows): each worker imports everything itself
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived (CI cancelled the job or ran out of time): unwind, close the workers, clean up."""
+
+
+def begin_run() -> None:
+    """Readies this process for a run with worker processes that leaves nothing behind, however it ends.
+
+    Every temporary file of the run (multiprocessing's sockets included) goes in one folder, removed
+    at exit; SIGTERM unwinds like an exception (Terminated) so that the workers are closed; and if
+    this process is killed outright, the forkserver, which exits when it does, removes the folder
+    (see _clean_up_after) and its workers die with it (see _die_with_parent).
+    """
+    import atexit  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from multiprocessing import util  # noqa: PLC0415
+
+    run_dir = tempfile.mkdtemp(prefix="actexport-")
+    os.environ["ACTEXPORT_RUN_DIR"], os.environ["ACTEXPORT_RUN_OWNER"] = run_dir, str(os.getpid())
+    # NOTE: multiprocessing puts its forkserver's socket in the temporary folder, and a socket's path
+    # has at most ~104 bytes: under a long $TMPDIR, its folder stays where it was (and may be left
+    # behind by a killed run).
+    if len(os.path.join(run_dir, "pymp-xxxxxxxx", "listener-xxxxxxxx")) < 100:
+        tempfile.tempdir = run_dir
+    # NOTE: after multiprocessing's own clean-up (priority -100), which removes its folder in this one
+    util.Finalize(None, shutil.rmtree, args=(run_dir, True), exitpriority=-101)
+
+    def terminated(*_):
+        raise Terminated()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, terminated)
+    warm_up()
+
+
+def _clean_up_after() -> None:
+    """In the forkserver of a run (begin_run): remove the run's folder when the forkserver exits, which
+    it does when the process that started it is gone, however that process ended."""
+    import sys  # noqa: PLC0415
+
+    run_dir, owner = os.environ.get("ACTEXPORT_RUN_DIR"), os.environ.get("ACTEXPORT_RUN_OWNER", "")
+    forkserver = "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]
+    # NOTE: not "is my parent the owner": the owner may already be gone when this runs (killed while
+    # the forkserver was still importing torch); only the run's own forkserver has this environment.
+    if forkserver and run_dir and owner.isdigit() and os.path.basename(run_dir).startswith("actexport-"):
+        import atexit  # noqa: PLC0415
+        import shutil  # noqa: PLC0415
+
+        atexit.register(shutil.rmtree, run_dir, True)
+
+
+def _die_with_parent() -> None:
+    """A worker is killed when its forkserver exits (Linux): a worker stuck on a bad artifact must not
+    outlive a cancelled run."""
+    import sys  # noqa: PLC0415
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes  # noqa: PLC0415
+
+    parent = os.getppid()
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # NOTE: the parent died before prctl took effect
+        os._exit(1)
 
 
 def warm_up() -> None:
@@ -101,7 +172,7 @@ def probe_plugins(names: list[str], timeout: float) -> None:
     code = "import importlib, sys\nfor n in sys.argv[1:]: importlib.import_module(n)"
     try:
         proc = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, timeout=timeout,
-                              check=False)
+                              check=False, env={k: v for k, v in os.environ.items() if not k.startswith("ACTEXPORT_RUN")})
     except subprocess.TimeoutExpired:
         raise UsageError(f"importing plugin(s) {', '.join(names)} ($ACTEXPORT_PLUGINS) did not finish in "
                          f"{timeout:g} s") from None
@@ -139,6 +210,7 @@ def _serve(conn, plugin_names: list[str]) -> None:
 
     import torch  # noqa: PLC0415
 
+    _die_with_parent()
     load_plugins(plugin_names)
     # NOTE: one intra-op thread: the workers already use every core between them.
     torch.set_num_threads(1)
@@ -164,9 +236,18 @@ def _serve(conn, plugin_names: list[str]) -> None:
             return
         fn, args = msg
         try:
-            conn.send(("ok", fn(*args)))
+            reply = ("ok", fn(*args))
         except BaseException as e:  # noqa: BLE001  (reported as the task's outcome)
-            conn.send(("raised", f"{type(e).__name__}: {str(e)[:500]}"))
+            reply = ("raised", f"{type(e).__name__}: {str(e)[:500]}")
+        try:
+            try:
+                conn.send(reply)
+            except OSError:
+                raise
+            except Exception as e:  # noqa: BLE001  (the value could not be pickled)
+                conn.send(("raised", f"{type(e).__name__}: {str(e)[:500]}"))
+        except OSError:  # the caller is gone (killed, say): nobody to answer, nothing to report
+            return
 
 
 def describe_exit(code: int | None) -> str:
@@ -428,3 +509,5 @@ def default_workers() -> int:
 
 
 __all__ = ["DEFAULT_TIMEOUT", "Inline", "default_workers", "Outcome", "Task", "Workers", "describe_exit", "warm_up", "workers"]
+
+_clean_up_after()  # NOTE: does something only when imported by a run's forkserver (PRELOAD)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import time
 
 import pytest
@@ -125,3 +126,58 @@ def test_large_tasks_sent_ahead_while_a_large_result_comes_back_do_not_deadlock(
         proc.communicate()
         pytest.fail("deadlock: the worker and the caller were each blocked sending to the other")
     assert out.strip() == "[0, 1, 2, 3]"
+
+
+def _run_processes(run_tmp) -> list[int]:
+    """Processes whose environment names a run folder under run_tmp (the forkserver and its workers)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(v.startswith(f"ACTEXPORT_RUN_DIR={run_tmp}".encode()) for v in env):
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds the run's processes through /proc (Linux)")
+@pytest.mark.parametrize("sig, code, line", [
+    ("SIGTERM", 143, "actexport: terminated (SIGTERM); the run stopped there and is not a pass"),
+    ("SIGINT", 130, "actexport: interrupted (SIGINT); the run stopped there and is not a pass"),
+    ("SIGKILL", -9, None),
+])
+def test_a_cancelled_run_leaves_no_process_and_no_temporary_folder(sig, code, line):
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="cancel-", dir="/tmp"))  # NOTE: short: a socket's path is at most ~104 bytes
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    try:
+        _cancel(env, tmp, sig, code, line)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cancel(env, tmp, sig, code, line):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "actexport", "verify", "--all", "--no-cache", "--quiet"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(_run_processes(tmp)) < 2 and time.monotonic() < deadline:  # the forkserver and a worker at work
+        time.sleep(0.2)
+    assert len(_run_processes(tmp)) >= 2, f"the run never started its workers: {proc.poll()}"
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == code
+    if line is not None:
+        assert err.strip().splitlines() == [line]
+    deadline = time.monotonic() + 10
+    while (_run_processes(tmp) or [p.name for p in tmp.iterdir() if p.name.startswith("actexport-")]) and \
+            time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _run_processes(tmp) == []
+    assert [p.name for p in tmp.iterdir() if p.name.startswith(("actexport-", "pymp-"))] == []
