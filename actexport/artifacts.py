@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 from importlib import metadata
 from pathlib import Path
 
@@ -91,22 +92,6 @@ def entry(act: Activation, result: ExportResult, dtype: str, out_dir: Path) -> d
         "outputs": list(result.outputs),
         **({"details": details} if details else {}),
     }
-
-
-def write_manifest(out_dir: Path, entries: list[dict], merge: bool = True) -> Path:
-    """Writes DIR/manifest.json atomically, keeping entries of other artifacts already listed there."""
-    path = out_dir / MANIFEST
-    keep: list[dict] = []
-    if merge and path.exists():
-        try:
-            old = read_manifest(out_dir)["artifacts"]
-        except UsageError:
-            old = []  # NOTE: an unreadable old manifest is replaced, not merged
-        new_paths = {e["path"] for e in entries}
-        keep = [e for e in old if e["path"] not in new_paths and (out_dir / e["path"]).is_file()]
-    doc = {"schema": SCHEMA, "versions": versions(), "artifacts": keep + entries}
-    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
-    return path
 
 
 def read_manifest(dir: Path) -> dict:
@@ -243,25 +228,34 @@ def export_all(
     Returns (activation, dtype, result) for each, failed ones included; the manifest lists only
     the files produced.
     """
+    from dataclasses import replace  # noqa: PLC0415
+
+    from actexport.isolate import DEFAULT_TIMEOUT  # noqa: PLC0415
     from actexport.pool import Exports  # noqa: PLC0415
+    from actexport.publish import publish, staging_dir  # noqa: PLC0415
 
     out_dir = Path(out_dir)
     _check_writable(out_dir)
     results = []
-    todo = jobs(acts, formats, dtypes, out_dir, opsets, exporter)
-    from actexport.isolate import DEFAULT_TIMEOUT  # noqa: PLC0415
-
-    with Exports(todo, cache, workers, timeout=timeout or DEFAULT_TIMEOUT, isolate=isolate) as exports:
-        for job in todo:
-            results.append((job.act, job.dtype, exports.result(job)))
-            if progress:
-                progress(f"{job.act.id} {job.format}")
-    entries = [entry(act, r, dtype, out_dir) for act, dtype, r in results if r.ok]
+    # NOTE: exported beside out_dir first, then published all at once (publish.py): a run that is
+    # killed or fails halfway leaves out_dir as it was.
+    staged = staging_dir(out_dir)
     try:
-        write_manifest(out_dir, entries)
-    except OSError as e:  # NOTE: a full disk, say: the old manifest (if any) is still the one there
-        raise OutputError(f"cannot write {out_dir / MANIFEST}: {type(e).__name__}: {e}") from None
-    return results
+        todo = jobs(acts, formats, dtypes, staged, opsets, exporter)
+        with Exports(todo, cache, workers, timeout=timeout or DEFAULT_TIMEOUT, isolate=isolate) as exports:
+            for job in todo:
+                results.append((job.act, job.dtype, exports.result(job)))
+                if progress:
+                    progress(f"{job.act.id} {job.format}")
+        entries = [entry(act, r, dtype, staged) for act, dtype, r in results if r.ok]
+        try:
+            publish(out_dir, staged, entries, MANIFEST, versions())
+        except OSError as e:  # NOTE: a full disk, say: out_dir still holds what it held
+            raise OutputError(f"cannot write {out_dir}: {type(e).__name__}: {e}") from None
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    return [(act, dtype, replace(r, path=out_dir / r.path.relative_to(staged)) if r.ok else r)
+            for act, dtype, r in results]
 
 
 class OutputError(Exception):

@@ -97,6 +97,33 @@ def begin_run() -> None:
     warm_up()
 
 
+def remove_at_exit(path) -> None:
+    """Removes the folder `path` when this process exits, and, in a run (begin_run), when it is killed:
+    the run's forkserver removes it then."""
+    import shutil  # noqa: PLC0415
+    from multiprocessing import util  # noqa: PLC0415
+
+    util.Finalize(None, shutil.rmtree, args=(str(path), True), exitpriority=-101)
+    run_dir = os.environ.get("ACTEXPORT_RUN_DIR")
+    if run_dir and os.path.isdir(run_dir):
+        with open(os.path.join(run_dir, "remove"), "a") as f:
+            f.write(os.fspath(path) + "\n")
+
+
+def _remove_listed(run_dir: str) -> None:
+    import shutil  # noqa: PLC0415
+
+    try:
+        with open(os.path.join(run_dir, "remove")) as f:
+            listed = f.read().splitlines()
+    except OSError:
+        listed = []
+    for path in listed:
+        if os.path.basename(path).startswith(".actexport-"):  # NOTE: only what remove_at_exit wrote
+            shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 def _clean_up_after() -> None:
     """In the forkserver of a run (begin_run): remove the run's folder when the forkserver exits, which
     it does when the process that started it is gone, however that process ended."""
@@ -108,9 +135,8 @@ def _clean_up_after() -> None:
     # the forkserver was still importing torch); only the run's own forkserver has this environment.
     if forkserver and run_dir and owner.isdigit() and os.path.basename(run_dir).startswith("actexport-"):
         import atexit  # noqa: PLC0415
-        import shutil  # noqa: PLC0415
 
-        atexit.register(shutil.rmtree, run_dir, True)
+        atexit.register(_remove_listed, run_dir)
 
 
 def _die_with_parent() -> None:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from actexport import artifacts, catalog
-from actexport.artifacts import export_all, read_manifest, sha256, write_manifest
+from actexport.artifacts import export_all, read_manifest, sha256
 from actexport.catalog import UsageError
 
 
@@ -74,7 +74,58 @@ def test_output_path_that_is_a_file_writes_nothing(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
-def test_manifest_write_is_atomic_json(tmp_path):
-    path = write_manifest(tmp_path, [])
-    assert json.loads(path.read_text())["artifacts"] == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.json"]
+def test_publishing_keeps_what_it_does_not_replace_and_leaves_nothing_beside_it(tmp_path):
+    from actexport.publish import publish
+
+    out, staged = tmp_path / "models", tmp_path / "staged"
+    (out / "relu").mkdir(parents=True)
+    (out / "README.md").write_text("kept")
+    (out / "relu" / "model.onnx").write_text("old")
+    (staged / "relu").mkdir(parents=True)
+    (staged / "relu" / "model.onnx").write_text("new")
+    new = {"id": "relu", "format": "onnx", "dtype": "float32", "opset": 18, "path": "relu/model.onnx", "sha256": "x"}
+    publish(out, staged, [new], "manifest.json", {})
+    assert (out / "README.md").read_text() == "kept" and (out / "relu" / "model.onnx").read_text() == "new"
+    assert json.loads((out / "manifest.json").read_text())["artifacts"] == [new]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models", "staged"]
+
+
+def test_concurrent_exports_into_one_folder_lose_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    ids = ["relu", "sigmoid", "tanh", "gelu", "silu", "mish", "elu", "selu"]
+    out = tmp_path / "models"
+    procs = [subprocess.Popen([sys.executable, "-m", "actexport", "export", i, "--formats", "torchscript",
+                               "--in-process", "--no-cache", "--out", str(out)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for i in ids]
+    assert [p.wait(timeout=300) for p in procs] == [0] * len(ids)
+    listed = read_manifest(out)["artifacts"]
+    assert sorted(e["id"] for e in listed) == sorted(ids)
+    for e in listed:
+        assert sha256(out / e["path"]) == e["sha256"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"], "no staging folder is left"
+
+
+def test_a_killed_export_leaves_the_old_or_the_new_folder_never_a_mix(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "models"
+    argv = [sys.executable, "-m", "actexport", "export", "--formats", "torchscript", "--no-cache", "--out", str(out)]
+    subprocess.run([*argv, "relu", "sigmoid"], check=True, capture_output=True)
+    for delay in (0.5, 2.0, 3.0, 3.5, 4.5):  # NOTE: spread over the run: before, during and after publishing
+        proc = subprocess.Popen([*argv, "relu", "tanh", "gelu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        listed = read_manifest(out)["artifacts"]
+        assert {"relu", "sigmoid"} <= {e["id"] for e in listed}, delay
+        for e in listed:  # the manifest describes exactly the files beside it
+            assert sha256(out / e["path"]) == e["sha256"], (delay, e["path"])
+        deadline = time.monotonic() + 15
+        while [p for p in tmp_path.iterdir() if p.name != "models"] and time.monotonic() < deadline:
+            time.sleep(0.2)  # the killed run's forkserver removes its staging folder as it exits
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["models"], delay

@@ -284,13 +284,15 @@ def test_exports_are_byte_identical_under_any_hash_seed(tmp_path):
 
 
 def test_a_manifest_that_cannot_be_written_is_one_line_and_exit_3(tmp_path, monkeypatch, capsys):
-    from actexport import artifacts
+    from actexport import publish
 
     def full(*_):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(artifacts, "write_manifest", full)
+    monkeypatch.setattr(publish, "_exchange", full)
+    monkeypatch.setattr(publish.os, "rename", full)
     assert main(["export", "relu", "--formats", "torchscript", "--out", str(tmp_path / "m"), "--in-process",
                  "--cache-dir", str(tmp_path / "c")]) == 3
     line = _one_error_line(capsys)
-    assert f"cannot write {tmp_path / 'm' / 'manifest.json'}" in line and "No space left on device" in line
+    assert f"cannot write {tmp_path / 'm'}" in line and "No space left on device" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c"], "nothing half-written, no staging left"
