@@ -16,13 +16,21 @@ from actexport.exporters import FILENAMES, ExportResult, atomic_write
 SCHEMA = 1
 MANIFEST = "manifest.json"
 MAX_MANIFEST_BYTES = 16 << 20  # ~40,000 entries
+MAX_ONNX_BYTES = 2 << 30  # protobuf's limit for one message
 
 
-def sha256(path: Path) -> str:
+def sha256(path: Path, seconds: float | None = None) -> str:
+    """The file's sha256; TimeoutError when it takes longer than `seconds` (a file from elsewhere can
+    be any size)."""
+    import time  # noqa: PLC0415
+
     h = hashlib.sha256()
+    end = None if seconds is None else time.monotonic() + seconds
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+            if end is not None and time.monotonic() > end:
+                raise TimeoutError(f"hashing {path} took longer than {seconds:g} s (--timeout)")
     return h.hexdigest()
 
 
@@ -171,6 +179,10 @@ def onnx_problem(path: Path) -> str | None:
     import onnx  # noqa: PLC0415
     from google.protobuf.message import DecodeError  # noqa: PLC0415
 
+    size = path.stat().st_size
+    if size >= MAX_ONNX_BYTES:  # NOTE: parsed in this process: a file past protobuf's limit is not ONNX
+        return (f"{path} is {size} bytes: an ONNX protobuf is under 2 GiB (larger models keep their weights "
+                "as external data): refused")
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, OSError, RuntimeError) as e:

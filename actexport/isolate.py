@@ -139,6 +139,47 @@ def _clean_up_after() -> None:
         atexit.register(_remove_listed, run_dir)
 
 
+def worker_memory(workers: int) -> int | None:
+    """Bytes of data one of `workers` worker processes may allocate: $ACTEXPORT_WORKER_MEMORY (GiB; 0
+    for no limit), else three quarters of this machine's memory shared between them. None on a
+    machine with an NVIDIA driver (the CUDA runtime maps memory the limit would count) or without
+    the limit (not Linux)."""
+    import sys  # noqa: PLC0415
+
+    value = os.environ.get("ACTEXPORT_WORKER_MEMORY", "").strip()
+    if value:
+        try:
+            gib = float(value)
+        except ValueError:
+            gib = -1.0
+        if not 0 <= gib < 1 << 20:
+            from actexport.catalog import UsageError  # noqa: PLC0415
+
+            raise UsageError(f"invalid $ACTEXPORT_WORKER_MEMORY {value[:20]!r}: give GiB per worker (0: no limit)")
+        return int(gib * (1 << 30)) or None
+    if not sys.platform.startswith("linux") or os.path.exists("/dev/nvidiactl"):
+        return None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return None
+    return max(1 << 30, total * 3 // 4 // workers)
+
+
+def _limit_memory(limit: int | None) -> None:
+    """Caps this worker's data (RLIMIT_DATA: heap and private mappings): an artifact that asks for more
+    fails its own cell with MemoryError instead of taking the machine."""
+    if not limit:
+        return
+    try:
+        import resource  # noqa: PLC0415
+
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        resource.setrlimit(resource.RLIMIT_DATA, (min(limit, hard) if hard != resource.RLIM_INFINITY else limit, hard))
+    except (ImportError, ValueError, OSError):
+        return
+
+
 def _die_with_parent() -> None:
     """A worker is killed when its forkserver exits (Linux): a worker stuck on a bad artifact must not
     outlive a cancelled run."""
@@ -229,7 +270,7 @@ def deadline(seconds: float, what: str):
         signal.signal(signal.SIGALRM, previous)
 
 
-def _serve(conn, plugin_names: list[str]) -> None:
+def _serve(conn, plugin_names: list[str], memory: int | None = None) -> None:
     """A worker's loop: run (fn, args), send ("ok", value) or ("raised", text); stop on None."""
     import queue  # noqa: PLC0415
     import threading  # noqa: PLC0415
@@ -237,6 +278,7 @@ def _serve(conn, plugin_names: list[str]) -> None:
     import torch  # noqa: PLC0415
 
     _die_with_parent()
+    _limit_memory(memory)
     load_plugins(plugin_names)
     # NOTE: one intra-op thread: the workers already use every core between them.
     torch.set_num_threads(1)
@@ -300,6 +342,7 @@ class _Worker:
     started: float = 0.0  # when sent[0] began (as far as this process can tell)
     used: bool = False  # has run a task since it started
     parked: tuple | None = None  # the process set aside while a fresh one runs a task
+    memory: int | None = None  # bytes of data the process may allocate (see worker_memory)
 
     @property
     def task(self) -> Task | None:
@@ -321,7 +364,8 @@ class _Worker:
             self._drop_dead()
         if self.proc is None:
             parent, child = self.ctx.Pipe()
-            self.proc = self.ctx.Process(target=_serve, args=(child, plugins()), daemon=True, name="actexport-worker")
+            self.proc = self.ctx.Process(target=_serve, args=(child, plugins(), self.memory), daemon=True,
+                                         name="actexport-worker")
             self.proc.start()
             child.close()
             self.conn, self.used = parent, False
@@ -414,7 +458,8 @@ class Workers:
 
     def __post_init__(self) -> None:
         ctx = _context()
-        self._workers = [_Worker(ctx) for _ in range(max(1, self.size))]
+        memory = worker_memory(max(1, self.size))
+        self._workers = [_Worker(ctx, memory=memory) for _ in range(max(1, self.size))]
 
     def submit(self, task: Task) -> None:
         heapq.heappush(self._queue, (task.priority, next(self._seq), task))

@@ -61,8 +61,22 @@ def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: 
                 f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {type(e).__name__}: {e}")
 
 
-def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.ndarray], ort_threads: int | None):
-    """Loads the artifact at `path` in the runtime called `name` and runs every input."""
+def _outputs(run, inputs: list[np.ndarray], shapes: list[tuple] | None, name: str):
+    """run(x) for every input, stopping at the first output whose shape is not the expected one: an
+    artifact from elsewhere can return anything, and what it returns must not reach the caller whole."""
+    out = []
+    for n, x in enumerate(inputs):
+        y = run(x)
+        if shapes is not None and tuple(y.shape) != tuple(shapes[n]):
+            return None, f"{name} returned shape {list(y.shape)} where the reference has {list(shapes[n])}"
+        out.append(y)
+    return out, None
+
+
+def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.ndarray], ort_threads: int | None,
+            shapes: list[tuple] | None = None):
+    """Loads the artifact at `path` in the runtime called `name` and runs every input (whose outputs
+    must have `shapes`, when given)."""
     from actexport.runtimes import ProviderMissing, RuntimeUnavailable, for_format
 
     (rt,) = [r for r in for_format(format, (device,), reference=True, ort_threads=ort_threads) if r.name == name]
@@ -76,7 +90,10 @@ def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.nda
     try:
         rt.load(Path(path))
         stage = "run"
-        return ("ok", [rt.infer(x) for x in inputs], rt.ran_on, rt.settings)
+        values, wrong = _outputs(rt.infer, inputs, shapes, name)
+        if wrong:
+            return ("error", stage, wrong)
+        return ("ok", values, rt.ran_on, rt.settings)
     except ProviderMissing as e:
         return ("unavailable", "provider", str(e))
     except RuntimeUnavailable as e:
@@ -87,7 +104,7 @@ def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.nda
         rt.close()
 
 
-def optimisation(path: Path, inputs: list[np.ndarray], ort_threads: int | None):
+def optimisation(path: Path, inputs: list[np.ndarray], ort_threads: int | None, shapes: list[tuple] | None = None):
     """The graph as exported and as onnxruntime optimises it, and the unoptimised graph's outputs."""
     from actexport.graphs import analyse
     from actexport.runtimes.onnxrt import OrtRuntime
@@ -96,6 +113,9 @@ def optimisation(path: Path, inputs: list[np.ndarray], ort_threads: int | None):
         graph = analyse(Path(path))
         with OrtRuntime("cpu", intra_op_threads=ort_threads, optimization="disable") as rt:
             rt.load(Path(path))
-            return ("ok", graph, [rt.infer(x) for x in inputs])
+            values, wrong = _outputs(rt.infer, inputs, shapes, "the unoptimised graph")
+            if wrong:
+                return ("error", "run", wrong)
+            return ("ok", graph, values)
     except Exception as e:  # noqa: BLE001  (a diagnostic: it never fails the cell)
         return ("error", "run", f"{type(e).__name__}: {str(e)[:300]}")

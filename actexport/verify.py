@@ -142,7 +142,7 @@ def verify(
             else:
                 def produce(act: Activation, dtype: str, fmt: str, opset: int | None, then=None):
                     result = _from_manifest(act, fmt, dtype, opset, Path(artifacts_dir), manifest,
-                                            options.listed_only)
+                                            options.listed_only, options.timeout)
                     return result if then is None else then(result)
 
             for run in runs:
@@ -316,6 +316,7 @@ class _ActivationRun:
         self.results[(fmt, opset)] = result
         self.tick(f"{self.act.id} {fmt}")
         xs = [b.x for b in self.inputs]
+        shapes = [e.shape for e in self.exact]
         for slot in slots:
             slot.result = result
             if slot.cell is not None:
@@ -325,10 +326,10 @@ class _ActivationRun:
             if not result.ok:
                 slot.done = True  # judged from the result alone
             elif slot.kind == "graph":
-                self._submit(slot, tasks.optimisation, (result.path, xs, VERIFY_ORT_THREADS))
+                self._submit(slot, tasks.optimisation, (result.path, xs, VERIFY_ORT_THREADS, shapes))
             else:
                 self._submit(slot, tasks.runtime, (fmt, slot.cell.runtime, slot.device, result.path, xs,
-                                                   VERIFY_ORT_THREADS))
+                                                   VERIFY_ORT_THREADS, shapes))
 
     def receive(self, slot: _Slot, outcome) -> None:
         if slot.cell is not None:
@@ -574,7 +575,7 @@ def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
 
 
 def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir: Path, manifest: dict,
-                   listed_only: bool = False) -> ExportResult:
+                   listed_only: bool = False, timeout: float | None = None) -> ExportResult:
     """The artifact as deployed in `dir`, checked against its manifest entry (path and sha256)."""
     entries = [e for e in manifest["artifacts"] if e["id"] == act.id and e["format"] == fmt and e["dtype"] == dtype]
     if fmt == "onnx":
@@ -591,7 +592,10 @@ def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir
     if not path.is_file():
         return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "missing"},
                             error=f"{path} is listed in the manifest but missing")
-    digest = art.sha256(path)
+    try:
+        digest = art.sha256(path, seconds=timeout)
+    except (TimeoutError, OSError) as e:
+        return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "integrity"}, error=str(e))
     if digest != entry["sha256"]:
         # NOTE: a changed file is an integrity failure (exit 1), not a missing artifact (exit 3).
         return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "integrity"},

@@ -50,3 +50,8 @@ class Aborts(nn.Module):
 class Hangs(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.ops.actexport_test.hang_in_worker(x)
+
+
+def allocate(n: int) -> int:
+    """Asks for n bytes (zeros: the pages are not touched) and returns how many it got."""
+    return len(bytearray(n))

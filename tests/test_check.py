@@ -342,3 +342,18 @@ def test_an_onnx_file_that_runs_in_no_runtime_fails_the_check(deployed, capsys):
     out = capsys.readouterr().out
     for rt in ("onnx.reference", "ort:cpu"):
         assert f"relu / onnx@18 / {rt} / float32: error: the artifact runs in no runtime here" in out
+
+
+def test_a_listed_file_too_large_for_onnx_is_refused_unparsed_and_hashing_has_a_deadline(tmp_path):
+    import resource
+
+    from actexport.artifacts import onnx_problem
+
+    sparse = tmp_path / "model.onnx"
+    with open(sparse, "wb") as f:
+        f.truncate(3 << 30)  # NOTE: sparse: 3 GiB that take no disk
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert "an ONNX protobuf is under 2 GiB" in onnx_problem(sparse)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000, "not read into memory (KiB)"
+    with pytest.raises(TimeoutError, match=r"took longer than 1e-09 s \(--timeout\)"):
+        sha256(sparse, seconds=1e-9)

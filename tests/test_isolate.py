@@ -181,3 +181,18 @@ def _cancel(env, tmp, sig, code, line):
         time.sleep(0.2)
     assert _run_processes(tmp) == []
     assert [p.name for p in tmp.iterdir() if p.name.startswith(("actexport-", "pymp-"))] == []
+
+
+def test_a_worker_that_asks_for_too_much_memory_fails_its_task_only(monkeypatch):
+    monkeypatch.setenv("ACTEXPORT_WORKER_MEMORY", "1.5")  # GiB: torch and onnxruntime take ~0.5 of it
+    workers = Workers(1)
+    try:
+        workers.submit(Task(crashing_ops.allocate, (3 << 30,), "big", timeout=60))  # fits this machine, not the limit
+        workers.submit(Task(abs, (-5,), "after", timeout=60))
+        outcomes = {}
+        while workers.busy:
+            outcomes.update((o.tag, o) for o in workers.poll())
+    finally:
+        workers.close()
+    assert outcomes["big"].failure.startswith("raised MemoryError")
+    assert outcomes["after"].value == 5
