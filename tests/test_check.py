@@ -272,6 +272,13 @@ def test_what_torch_export_writes_is_accepted():
         check_target(target)
 
 
+def test_a_pt2_graph_may_not_read_files():
+    from actexport.runtimes.pt2_text import Refused, check_target
+
+    with pytest.raises(Refused, match="reaches outside the graph's tensors"):
+        check_target("torch.ops.aten.from_file.default")
+
+
 def _edit_manifest(dir, rel, **fields):
     doc = json.loads((dir / "manifest.json").read_text())
     for e in doc["artifacts"]:

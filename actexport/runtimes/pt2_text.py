@@ -47,6 +47,8 @@ OPERATOR_TARGETS = frozenset({f"_operator.{n}" for n in (
     f"math.{n}" for n in ("ceil", "floor", "trunc", "sqrt")} | {
     f"torch.{n}" for n in ("sym_max", "sym_min", "sym_not", "sym_float", "sym_int", "sym_ite", "sym_sum",
                            "sym_sqrt", "_sym_sqrt")})
+# Operators that reach outside the tensors they are given: a graph from elsewhere must not read files.
+FORBIDDEN_OPS = frozenset({"aten.from_file", "aten._print", "aten.save"})
 _OP_TARGET = re.compile(r"torch\.ops\.[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?\Z")
 
 
@@ -187,6 +189,8 @@ def check_target(text: object) -> None:
     import torch  # noqa: PLC0415
 
     _, _, namespace, *rest = text.split(".")
+    if f"{namespace}.{rest[0]}" in FORBIDDEN_OPS:
+        raise Refused(f"node target {text!r} reaches outside the graph's tensors (files): refused")
     try:
         target = getattr(torch.ops, namespace)
         for part in rest:
