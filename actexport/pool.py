@@ -136,10 +136,10 @@ class Exports:
                                   seconds=outcome.seconds, details={"stage": "crash"})
             self._finish(job, result, "not stored: the export did not finish")
             return
-        if outcome.value == tasks.NOT_HERE:
+        if isinstance(outcome.value, tasks.Elsewhere):
             result = export_one(job.act, job.format, job.dtype, job.path, job.opset, job.exporter)
         else:
-            result = outcome.value[1]
+            result = outcome.value.result
         self._finish(job, result)
 
     def _finish(self, job: ExportJob, result: ExportResult, status: str | None = None) -> None:

@@ -1,17 +1,49 @@
 """What worker processes run (see isolate.py): one export, one cell, one graph analysis.
 
-Each function takes picklable arguments, never raises for an expected failure, and returns a
-small tuple the caller turns into a result: ("ok", ...), ("unavailable", stage, reason),
-("error", stage, reason), or ("elsewhere",) when the worker would not build the caller's module.
+Each function takes picklable arguments, never raises for an expected failure, and returns a typed
+outcome: Ran (the outputs), NotRun (unavailable or error, at which stage, why), Exported, or
+Elsewhere when the worker would not build the caller's module.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-NOT_HERE = ("elsewhere",)
+
+@dataclass(frozen=True)
+class Ran:
+    """A cell's runtime ran every input: its outputs, where it ran, the settings it ran with, and
+    (graph analysis only) the graph as exported and as onnxruntime optimised it."""
+
+    values: list[np.ndarray]
+    ran_on: str = ""
+    settings: dict = field(default_factory=dict)
+    graph: dict | None = None
+
+
+@dataclass(frozen=True)
+class NotRun:
+    """A cell that did not run: `status` "unavailable" or "error", `stage` "provider", "load" or "run"."""
+
+    status: str
+    stage: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Exported:
+    result: object  # an ExportResult
+
+
+@dataclass(frozen=True)
+class Elsewhere:
+    """The worker's row differs from the caller's (a test patched it there): run it in the caller."""
+
+
+NOT_HERE = Elsewhere()
 
 
 def row(act_id: str, recipe: tuple | None):
@@ -39,7 +71,7 @@ def export(act_id: str, key: str, format: str, dtype: str, path: Path, opset: in
     act = row(act_id, recipe)
     if ec.key(act, format, dtype, opset, exporter) != key:
         return NOT_HERE
-    return ("ok", export_one(act, format, dtype, path, opset, exporter))
+    return Exported(export_one(act, format, dtype, path, opset, exporter))
 
 
 def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: list[np.ndarray], act=None,
@@ -54,11 +86,11 @@ def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: 
         rt = EagerRuntime(act, dtype, device)
         reason = rt.unavailable()
         if reason:
-            return ("unavailable", "load", reason)
-        return ("ok", [rt.infer(x) for x in inputs], device, rt.settings)
+            return NotRun("unavailable", "load", reason)
+        return Ran([rt.infer(x) for x in inputs], device, rt.settings)
     except Exception as e:  # noqa: BLE001
-        return ("unavailable", "run",
-                f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {type(e).__name__}: {e}")
+        return NotRun("unavailable", "run",
+                      f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {type(e).__name__}: {e}")
 
 
 def _outputs(run, inputs: list[np.ndarray], shapes: list[tuple] | None, name: str):
@@ -82,24 +114,24 @@ def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.nda
     (rt,) = [r for r in for_format(format, (device,), reference=True, ort_threads=ort_threads) if r.name == name]
     reason = rt.provider_unavailable()
     if reason:  # the provider or device, not this artifact (exit 4 when asked for by name)
-        return ("unavailable", "provider", reason)
+        return NotRun("unavailable", "provider", reason)
     reason = rt.unavailable()
     if reason:
-        return ("unavailable", "load", reason)
+        return NotRun("unavailable", "load", reason)
     stage = "load"
     try:
         rt.load(Path(path))
         stage = "run"
         values, wrong = _outputs(rt.infer, inputs, shapes, name)
         if wrong:
-            return ("error", stage, wrong)
-        return ("ok", values, rt.ran_on, rt.settings)
+            return NotRun("error", stage, wrong)
+        return Ran(values, rt.ran_on, rt.settings)
     except ProviderMissing as e:
-        return ("unavailable", "provider", str(e))
+        return NotRun("unavailable", "provider", str(e))
     except RuntimeUnavailable as e:
-        return ("unavailable", stage, str(e))
+        return NotRun("unavailable", stage, str(e))
     except Exception as e:  # noqa: BLE001  (one broken cell must not stop the matrix)
-        return ("error", stage, f"{type(e).__name__}: {str(e)[:300]}")
+        return NotRun("error", stage, f"{type(e).__name__}: {str(e)[:300]}")
     finally:
         rt.close()
 
@@ -115,7 +147,7 @@ def optimisation(path: Path, inputs: list[np.ndarray], ort_threads: int | None, 
             rt.load(Path(path))
             values, wrong = _outputs(rt.infer, inputs, shapes, "the unoptimised graph")
             if wrong:
-                return ("error", "run", wrong)
-            return ("ok", graph, values)
+                return NotRun("error", "run", wrong)
+            return Ran(values, graph=graph)
     except Exception as e:  # noqa: BLE001  (a diagnostic: it never fails the cell)
-        return ("error", "run", f"{type(e).__name__}: {str(e)[:300]}")
+        return NotRun("error", "run", f"{type(e).__name__}: {str(e)[:300]}")

@@ -250,7 +250,7 @@ class _Slot:
     format: str = ""
     opset: int | None = None
     result: ExportResult | None = None  # the artifact (artifact and graph slots)
-    outcome: tuple | None = None  # what the task returned (see tasks.py), or ("failed", reason)
+    outcome: tasks.Ran | tasks.NotRun | None = None  # what the task returned (a crash: NotRun)
     done: bool = False
 
 
@@ -336,8 +336,10 @@ class _ActivationRun:
             slot.cell.seconds = outcome.seconds
             self.tick(f"{self.act.id} {slot.cell.runtime}")
         if outcome.failure:
-            slot.outcome = ("failed", outcome.failure)
-        elif outcome.value == tasks.NOT_HERE:  # the row exists in this process only
+            # NOTE: the worker crashed or hung: this cell is an error, the matrix goes on.
+            who = f"{slot.cell.runtime} " if slot.cell is not None else ""
+            slot.outcome = tasks.NotRun("error", "run", f"{who}{outcome.failure}")
+        elif isinstance(outcome.value, tasks.Elsewhere):  # the row exists in this process only
             slot.outcome = tasks.eager(self.act.id, None, self.dtype, slot.device, [b.x for b in self.inputs],
                                        act=self.act)
         else:
@@ -392,23 +394,18 @@ class _ActivationRun:
     def _cell_outcome(self, slot: _Slot) -> list[np.ndarray] | None:
         """The values of a finished cell task, or None with the cell's status and reason set."""
         cell, outcome = slot.cell, slot.outcome
-        if outcome[0] == "ok":
-            cell.ran_on = outcome[2]
-            if outcome[3]:  # what the runtime ran with: once per runtime in the report
-                self.report.environment.setdefault("runtimes", {}).setdefault(cell.runtime, outcome[3])
-            wrong = next(((v.shape, e.shape) for v, e in zip(outcome[1], self.exact) if v.shape != e.shape), None)
+        if isinstance(outcome, tasks.Ran):
+            cell.ran_on = outcome.ran_on
+            if outcome.settings:  # what the runtime ran with: once per runtime in the report
+                self.report.environment.setdefault("runtimes", {}).setdefault(cell.runtime, outcome.settings)
+            wrong = next(((v.shape, e.shape) for v, e in zip(outcome.values, self.exact) if v.shape != e.shape), None)
             if wrong:  # NOTE: an artifact from elsewhere can return anything; this cell fails, not the run
                 cell.status, cell.stage = "error", "run"
                 cell.reason = f"{cell.runtime} returned shape {list(wrong[0])} where the reference has {list(wrong[1])}"
                 return None
-            return outcome[1]
-        if outcome[0] == "failed":
-            # NOTE: the worker crashed or hung: this cell is an error, the matrix goes on.
-            cell.status, cell.stage, cell.reason = "error", "run", f"{cell.runtime} {outcome[1]}"
-            return None
-        _, stage, reason = outcome
-        cell.status, cell.stage, cell.reason = outcome[0], stage, reason
-        if (outcome[0] == "unavailable" and stage == "provider" and slot.device != "cpu"
+            return outcome.values
+        cell.status, cell.stage, cell.reason = outcome.status, outcome.stage, outcome.reason
+        if (outcome.status == "unavailable" and outcome.stage == "provider" and slot.device != "cpu"
                 and self.options.providers_explicit and cell.format != "eager"):
             # NOTE: asked for by name, a provider that does not run is an error (exit 4), not n/a;
             # an artifact it has no kernel for (a dtype) stays n/a.
@@ -518,7 +515,7 @@ class _ActivationRun:
             record.update(self._optimisation(graph.outcome, ort_by_opset[opset]))
         self.report.graphs.append(record)
 
-    def _optimisation(self, outcome: tuple, optimised: _Outputs) -> dict:
+    def _optimisation(self, outcome: tasks.Ran | tasks.NotRun, optimised: _Outputs) -> dict:
         """What onnxruntime's graph optimisation did to the graph, and to the numbers.
 
         ort:cpu runs the optimised graph (ORT_ENABLE_ALL, onnxruntime's default); the graph task ran
@@ -526,9 +523,9 @@ class _ActivationRun:
         """
         from actexport.graphs import describe  # noqa: PLC0415
 
-        if outcome[0] != "ok":
-            return {"optimisation": {"error": outcome[-1]}}
-        _, graph, plain = outcome
+        if not isinstance(outcome, tasks.Ran):
+            return {"optimisation": {"error": outcome.reason}}
+        graph, plain = outcome.graph, outcome.values
         vs_exact = [merge([compare(v, e, b.x, self.budget) for v, e, b in zip(vals, self.exact, self.inputs)])
                     for vals in (plain, optimised.values)]
         between = [ulp_distance(a, b) for a, b in zip(plain, optimised.values)]
