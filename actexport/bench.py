@@ -19,7 +19,8 @@ import torch
 
 from actexport import artifacts as art
 from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
-from actexport.exporters import ExportResult, atomic_write, root_cause
+from actexport.exporters import ExportResult
+from actexport.files import atomic_write, root_cause
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset, split
 from actexport.inputs import np_dtype, to_numpy, to_torch, torch_dtype
 from actexport.runtimes import ProviderMissing, Runtime, RuntimeUnavailable, for_format

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from actexport.artifacts import sha256
+from actexport.files import sha256
 from actexport.catalog import Activation, UsageError
 from actexport.exporters import ExportResult
 
@@ -150,7 +150,7 @@ class ExportCache:
         The copy at `dest` is hashed and compared with the recorded sha256, so what is handed out is
         what was stored, byte for byte.
         """
-        from actexport.exporters import atomic_write  # noqa: PLC0415
+        from actexport.files import atomic_write  # noqa: PLC0415
 
         entry_dir = self._dir(k)
         if not entry_dir.is_dir():

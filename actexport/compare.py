@@ -71,7 +71,7 @@ class Elements:
 
 def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elements:
     """Classifies every element of `actual` against `expected` (one shape, one dtype)."""
-    from actexport.inputs import finfo  # noqa: PLC0415
+    from actexport.dtypes import finfo  # noqa: PLC0415
 
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
@@ -108,7 +108,7 @@ def _same_bits(a: np.ndarray, e: np.ndarray) -> bool:
 def _identical(a64: np.ndarray, e64: np.ndarray, dtype: str, budget: Budget) -> Elements:
     """classify()'s result for two outputs with the same bits: what differs is only which
     elements are normal and which sit below the floor."""
-    from actexport.inputs import finfo  # noqa: PLC0415
+    from actexport.dtypes import finfo  # noqa: PLC0415
 
     smallest_normal = float(finfo(dtype).smallest_normal)
     magnitude = np.abs(e64)
@@ -356,6 +356,6 @@ def across_devices(inputs: list[np.ndarray], base: list[np.ndarray], other: list
 
 
 def _is_subnormal(v: float, dtype: np.dtype) -> bool:
-    from actexport.inputs import finfo  # noqa: PLC0415
+    from actexport.dtypes import finfo  # noqa: PLC0415
 
     return v != 0 and abs(v) < float(finfo(dtype.name).smallest_normal)

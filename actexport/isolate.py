@@ -73,10 +73,8 @@ def begin_run() -> None:
     this process is killed outright, the forkserver, which exits when it does, removes the folder
     (see _clean_up_after) and its workers die with it (see _die_with_parent).
     """
-    import atexit  # noqa: PLC0415
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
-
     from multiprocessing import util  # noqa: PLC0415
 
     run_dir = tempfile.mkdtemp(prefix="actexport-")

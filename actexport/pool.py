@@ -16,7 +16,8 @@ from actexport import tasks
 from actexport.isolate import DEFAULT_TIMEOUT, Task, default_workers
 from actexport.isolate import workers as workers_for
 from actexport.catalog import Activation
-from actexport.exporters import ExportResult, atomic_write
+from actexport.exporters import ExportResult
+from actexport.files import atomic_write
 
 
 @dataclass(frozen=True, eq=False)  # NOTE: compared by identity: each job is one entry of a run
@@ -29,21 +30,6 @@ class ExportJob:
     opset: int
     exporter: str
     path: Path
-
-
-def export_one(act: Activation, format: str, dtype: str, path: Path, opset: int, exporter: str) -> ExportResult:
-    """Exports one activation to one format at `path`; returns the result, never raises."""
-    if format == "onnx":
-        from actexport.exporters import onnx  # noqa: PLC0415
-
-        return onnx.export(act, dtype, path, opset=opset, exporter=exporter)
-    if format == "torchscript":
-        from actexport.exporters import torchscript  # noqa: PLC0415
-
-        return torchscript.export(act, dtype, path)
-    from actexport.exporters import torch_export  # noqa: PLC0415
-
-    return torch_export.export(act, dtype, path)
 
 
 def _label(job: ExportJob) -> str:
@@ -137,7 +123,7 @@ class Exports:
             self._finish(job, result, "not stored: the export did not finish")
             return
         if isinstance(outcome.value, tasks.Elsewhere):
-            result = export_one(job.act, job.format, job.dtype, job.path, job.opset, job.exporter)
+            result = tasks.export_one(job.act, job.format, job.dtype, job.path, job.opset, job.exporter)
         else:
             result = outcome.value.result
         self._finish(job, result)

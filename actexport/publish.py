@@ -56,7 +56,7 @@ def publish(out_dir: Path, staged: Path, entries: list[dict], manifest_name: str
     Entries of the old manifest whose file is gone or replaced are dropped; files the old manifest
     did not list (a README, say) are kept as they are.
     """
-    from actexport.artifacts import SCHEMA, read_manifest  # noqa: PLC0415
+    from actexport.manifest import SCHEMA, read_manifest  # noqa: PLC0415
     from actexport.catalog import UsageError  # noqa: PLC0415
 
     with locked(out_dir.parent):

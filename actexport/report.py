@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from actexport.exporters import atomic_write
+from actexport.files import atomic_write
 
 SCHEMA = 1
 STATUSES = ("pass", "fail", "xfail", "xpass", "error", "skip", "unavailable")

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actexport.exporters import atomic_write
+from actexport.files import atomic_write
 from actexport.exporters.onnx import spec
 from actexport.translations import TRANSLATIONS
 

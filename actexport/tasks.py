@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from actexport.catalog import Activation
+    from actexport.exporters import ExportResult
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class NotRun:
 
 @dataclass(frozen=True)
 class Exported:
-    result: object  # an ExportResult
+    result: ExportResult
 
 
 @dataclass(frozen=True)
@@ -66,12 +71,26 @@ def _act(act_id: str, key: str | None, recipe: tuple | None = None):
 def export(act_id: str, key: str, format: str, dtype: str, path: Path, opset: int, exporter: str,
            recipe: tuple | None = None):
     from actexport import cache as ec
-    from actexport.pool import export_one
 
     act = row(act_id, recipe)
     if ec.key(act, format, dtype, opset, exporter) != key:
         return NOT_HERE
     return Exported(export_one(act, format, dtype, path, opset, exporter))
+
+
+def export_one(act: Activation, format: str, dtype: str, path: Path, opset: int, exporter: str) -> ExportResult:
+    """Exports one activation to one format at `path`; returns the result, never raises."""
+    if format == "onnx":
+        from actexport.exporters import onnx  # noqa: PLC0415
+
+        return onnx.export(act, dtype, path, opset=opset, exporter=exporter)
+    if format == "torchscript":
+        from actexport.exporters import torchscript  # noqa: PLC0415
+
+        return torchscript.export(act, dtype, path)
+    from actexport.exporters import torch_export  # noqa: PLC0415
+
+    return torch_export.export(act, dtype, path)
 
 
 def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: list[np.ndarray], act=None,

@@ -36,7 +36,7 @@ from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET  # noqa: E4
 from actexport.exporters.onnx import kind as onnx_kind  # noqa: E402
 from actexport.exporters.onnx import profile as onnx_profile  # noqa: E402
 from actexport.inputs import Battery, _layout, batteries, np_dtype  # noqa: E402
-from actexport.pool import export_one  # noqa: E402
+from actexport.tasks import export_one  # noqa: E402
 from actexport.runtimes import for_format  # noqa: E402
 
 

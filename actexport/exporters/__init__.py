@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
 from actexport.capture import quiet
+from actexport.files import atomic_write, root_cause  # noqa: F401  (the exporters use them through here)
 
 FILENAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "pt2": "model.pt2"}
 
@@ -42,28 +39,6 @@ class ExportResult:
         return self.path is not None and self.error is None and self.unavailable is None
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Calls write(tmp) on a file in a fresh hidden folder beside `path`, then renames it into place.
-
-    The folder must hold exactly that one file afterwards: an exporter that left a sidecar (ONNX
-    external data, say) fails here rather than producing an artifact that is not self-contained.
-    An interrupted export leaves at most a hidden `.tmp` folder, never a file that looks complete.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        tmp = tmp_dir / path.name
-        write(tmp)
-        produced = sorted(p.name for p in tmp_dir.iterdir())
-        if produced != [path.name]:
-            raise RuntimeError(f"exporter wrote {produced}, expected only {path.name}")
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
 def guarded(format: str, exporter: str, fn: Callable[[], ExportResult]) -> ExportResult:
     """Runs an export with its console noise captured; any exception becomes an error result."""
     start = time.perf_counter()
@@ -87,14 +62,6 @@ def _environmental(e: BaseException | None) -> bool:
             return True
         e, seen = e.__cause__ or e.__context__, seen + 1
     return False
-
-
-def root_cause(e: BaseException) -> str:
-    """One line naming the innermost cause: exporters wrap the useful message in several layers."""
-    while e.__cause__ is not None:
-        e = e.__cause__
-    lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"[:500]
 
 
 def tensor_spec(name: str, t, dynamic: list[int]) -> dict:

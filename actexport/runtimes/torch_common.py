@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from actexport.capture import quiet
-from actexport.exporters import root_cause
+from actexport.files import root_cause
 from actexport.inputs import to_numpy, to_torch
 from actexport.runtimes import Runtime
 
