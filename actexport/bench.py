@@ -21,12 +21,12 @@ from actexport import artifacts as art
 from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
 from actexport.exporters import ExportResult
 from actexport.files import atomic_write, root_cause
+from actexport.runtimes import DEVICES
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset, split
 from actexport.inputs import np_dtype, to_numpy, to_torch, torch_dtype
 from actexport.runtimes import ProviderMissing, Runtime, RuntimeUnavailable, for_format
 
 SCHEMA = 1
-PROVIDERS = ("cpu", "cuda")
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000, 10_000_000)
 DRAM_BYTES = 256 << 20  # large enough to defeat every cache level
 POOR_FACTOR = 2.0  # an ONNX graph this many times slower than eager PyTorch is flagged
@@ -780,7 +780,7 @@ class _ActivationBench:
 
 
 def _validate(formats, providers, sizes, dtype, threads, opset, exporter) -> None:
-    for what, values, valid in (("format", formats, FORMATS), ("provider", providers, PROVIDERS)):
+    for what, values, valid in (("format", formats, FORMATS), ("provider", providers, DEVICES)):
         if not values:
             raise UsageError(f"no {what} given; valid: {', '.join(valid)}")
         bad = [v for v in values if v not in valid]

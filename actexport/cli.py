@@ -293,7 +293,9 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
 
     ids = _ids(args)
     formats = catalog.parse_list(args.formats, FORMATS, "format")
-    providers = catalog.parse_list(args.providers, ("cpu", "cuda"), "provider")
+    from actexport.runtimes import DEVICES  # noqa: PLC0415
+
+    providers = catalog.parse_list(args.providers, DEVICES, "provider")
     dtypes = catalog.parse_list(args.dtype, DTYPES, "dtype")
     if len(dtypes) != 1:
         raise UsageError(f"--dtype takes one dtype; valid: {', '.join(DTYPES)}")
@@ -335,12 +337,13 @@ def _needs_matplotlib() -> None:
 
 
 def cmd_verify(args: argparse.Namespace, out, err) -> int:
+    from actexport.runtimes import DEVICES  # noqa: PLC0415
     from actexport.verify import Options, plan_size, verify  # noqa: PLC0415
 
     ids = _ids(args, allow_none=args.artifacts is not None)
     options = Options(
         formats=catalog.parse_list(args.formats, FORMATS, "format"),
-        providers=catalog.parse_list(args.providers or "cpu", ("cpu", "cuda"), "provider"),
+        providers=catalog.parse_list(args.providers or "cpu", DEVICES, "provider"),
         dtypes=catalog.parse_list(_all_dtypes(args.dtypes), DTYPES, "dtype"),
         opsets=_opsets(args.opset, args.exporter),
         exporter=args.exporter,

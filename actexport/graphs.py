@@ -6,7 +6,6 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 
 # NOTE: the level onnxruntime applies by default, so the optimised graph is the one that is timed.
 LEVEL = "ORT_ENABLE_ALL"
@@ -58,22 +57,6 @@ def analyse(path: Path, save_optimized: Path | None = None) -> dict:
         "optimized": {**optimized, "level": LEVEL, "path": str(save_optimized) if save_optimized else None},
         "ort_specific": [t for t in optimized["op_types"] if ":" in t],
     }
-
-
-def optimisation_effect(path: Path, x: np.ndarray, provider: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
-    """Runs `x` through the graph as exported (ORT_DISABLE_ALL) and as optimised (ORT_ENABLE_ALL).
-
-    Returns (unoptimised output, optimised output), for the caller to compare each with the exact
-    reference: a fusion such as Sigmoid·Mul -> QuickGelu can change the numerics.
-    """
-    from actexport.runtimes.onnxrt import OrtRuntime  # noqa: PLC0415
-
-    outputs = []
-    for level in ("disable", "all"):
-        with OrtRuntime(provider, optimization=level) as rt:
-            rt.load(Path(path))
-            outputs.append(rt.infer(x))
-    return outputs[0], outputs[1]
 
 
 def describe(record: dict) -> str:

@@ -106,7 +106,7 @@ def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: 
         reason = rt.unavailable()
         if reason:
             return NotRun("unavailable", "load", reason)
-        return Ran([rt.infer(x) for x in inputs], device, rt.settings)
+        return Ran([rt.infer(x) for x in inputs], device, rt.settings or {})
     except Exception as e:  # noqa: BLE001
         return NotRun("unavailable", "run",
                       f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {type(e).__name__}: {e}")
@@ -144,7 +144,7 @@ def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.nda
         values, wrong = _outputs(rt.infer, inputs, shapes, name)
         if wrong:
             return NotRun("error", stage, wrong)
-        return Ran(values, rt.ran_on, rt.settings)
+        return Ran(values, rt.ran_on, rt.settings or {})
     except ProviderMissing as e:
         return NotRun("unavailable", "provider", str(e))
     except RuntimeUnavailable as e:

@@ -30,9 +30,8 @@ from actexport.isolate import DEFAULT_TIMEOUT, warm_up
 from actexport.isolate import workers as workers_for
 from actexport.pool import Exports, Pipeline
 from actexport.report import Cell, Report
-from actexport.runtimes import for_format
+from actexport.runtimes import DEVICES, for_format
 
-PROVIDERS = ("cpu", "cuda")
 VERIFY_ORT_THREADS = 1
 Progress = Callable[[str], None]
 
@@ -56,7 +55,7 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT  # seconds one export or one cell may take
 
     def validate(self) -> None:
-        for what, values, valid in (("format", self.formats, FORMATS), ("provider", self.providers, PROVIDERS),
+        for what, values, valid in (("format", self.formats, FORMATS), ("provider", self.providers, DEVICES),
                                     ("dtype", self.dtypes, DTYPES)):
             if not values:
                 raise UsageError(f"no {what} given; valid: {', '.join(valid)}")

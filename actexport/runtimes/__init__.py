@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 
 
+DEVICES = ("cpu", "cuda")  # what --providers accepts: the devices a runtime can run on
+
+
 class RuntimeUnavailable(RuntimeError):
     """The runtime cannot run this artifact here (no kernel for a dtype, provider missing, ...)."""
 
@@ -30,7 +33,7 @@ class Runtime:
     format = ""
     device = "cpu"
     ran_on = ""  # set by load(): what really runs (a provider, a device)
-    settings: dict = {}  # set by load(): what it runs with (provider options, device name), for the report
+    settings: dict | None = None  # set by load(): what it runs with (provider options, device name), for the report
 
     def unavailable(self) -> str | None:
         """None when this runtime can run here, else the reason it cannot."""
