@@ -40,8 +40,7 @@ def artifact_path(out_dir: Path, act: Activation, format: str, dtype: str, opset
 def export_artifact(act: Activation, format: str, dtype: str, out_dir: Path, opset: int, exporter: str,
                     primary: bool = True) -> ExportResult:
     """Exports one activation to one format into out_dir (no cache); returns the result, never raises."""
-    from actexport.tasks import export_one  # noqa: PLC0415
-
+    from actexport.tasks import export_one
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
     path = artifact_path(out_dir, act, format, dtype, None if primary or format != "onnx" else opset)
@@ -51,8 +50,7 @@ def export_artifact(act: Activation, format: str, dtype: str, out_dir: Path, ops
 def jobs(acts: tuple[Activation, ...], formats: tuple[str, ...], dtypes: tuple[str, ...], out_dir: Path,
          opsets: tuple[int, ...], exporter: str) -> list:
     """One ExportJob per (activation, dtype, format, opset), in that order, with its artifact path."""
-    from actexport.pool import ExportJob  # noqa: PLC0415
-
+    from actexport.pool import ExportJob
     out = []
     for act in acts:
         for dtype in dtypes:
@@ -91,9 +89,8 @@ def onnx_problem(path: Path) -> str | None:
     location must be a relative path that stays inside the file's directory: one that points
     outside (`/etc/passwd`, `../../secret`) is refused, never followed.
     """
-    import onnx  # noqa: PLC0415
-    from google.protobuf.message import DecodeError  # noqa: PLC0415
-
+    import onnx
+    from google.protobuf.message import DecodeError
     size = path.stat().st_size
     if size >= MAX_ONNX_BYTES:  # NOTE: parsed in this process: a file past protobuf's limit is not ONNX
         return (f"{path} is {size} bytes: an ONNX protobuf is under 2 GiB (larger models keep their weights "
@@ -155,12 +152,10 @@ def export_all(
     Returns (activation, dtype, result) for each, failed ones included; the manifest lists only
     the files produced.
     """
-    from dataclasses import replace  # noqa: PLC0415
-
-    from actexport.isolate import DEFAULT_TIMEOUT  # noqa: PLC0415
-    from actexport.pool import Exports  # noqa: PLC0415
-    from actexport.publish import publish, staging_dir  # noqa: PLC0415
-
+    from dataclasses import replace
+    from actexport.isolate import DEFAULT_TIMEOUT
+    from actexport.pool import Exports
+    from actexport.publish import publish, staging_dir
     out_dir = Path(out_dir)
     _check_writable(out_dir)
     results = []

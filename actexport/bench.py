@@ -191,8 +191,7 @@ def copy_timings(n: int, dtype: str, device: str, rule: StoppingRule = DEFAULT_R
 
 
 def measure_floor(device: str, size: int, dtype: str, rule: StoppingRule = DEFAULT_RULE) -> Floor:
-    from actexport.runtimes.torch_common import device_unavailable  # noqa: PLC0415
-
+    from actexport.runtimes.torch_common import device_unavailable
     reason = device_unavailable(device)
     if reason:
         return Floor(device, size, reason=reason)
@@ -306,8 +305,7 @@ class BenchReport:
     def poor_graphs(self) -> list[dict]:
         """Activations whose ONNX graph on ort:cpu is more than POOR_FACTOR x slower than eager
         PyTorch at a measured size >= POOR_MIN_SIZE, with the graph as exported and as optimised."""
-        from actexport.graphs import describe  # noqa: PLC0415
-
+        from actexport.graphs import describe
         out: list[dict] = []
         for act in dict.fromkeys(r.activation for r in self.rows):
             slow = [r for r in self.rows if r.activation == act and r.format == "onnx" and r.runtime == "ort:cpu"
@@ -347,9 +345,8 @@ class BenchReport:
     def render(self, console) -> None:
         """Per size: a table activation x runtime of median µs with ×floor and ×eager; then the
         geometric means per runtime; then the poor graphs; then why rows have no figure."""
-        from rich.markup import escape  # noqa: PLC0415
-        from rich.table import Table  # noqa: PLC0415
-
+        from rich.markup import escape
+        from rich.table import Table
         env = self.environment
         ort_threads = env.get("onnxruntime", {}).get("intra_op_num_threads", "-")
         console.print(
@@ -411,8 +408,8 @@ class BenchReport:
         """PNG: latency against size, one panel per activation, one line per runtime, log-log, the
         floor dashed."""
         try:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
-            from matplotlib.figure import Figure  # noqa: PLC0415
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            from matplotlib.figure import Figure
         except ImportError:
             raise UsageError("--plot needs matplotlib: pip install 'actexport[bench]'") from None
         # NOTE: Figure + the Agg canvas directly, not pyplot: no global backend state, no display needed.
@@ -519,9 +516,8 @@ def bench(
 def _exported_up_front(acts, formats, dtype, tmp: Path, opset, exporters, cache, workers, isolate=True,
                        timeout=None) -> Export:
     """Produces every artifact before anything is timed, and returns an `export` that hands them out."""
-    from actexport.isolate import DEFAULT_TIMEOUT  # noqa: PLC0415
-    from actexport.pool import Exports  # noqa: PLC0415
-
+    from actexport.isolate import DEFAULT_TIMEOUT
+    from actexport.pool import Exports
     todo = art.jobs(acts, formats, (dtype,), tmp, (opset,), exporters[0])
     for i, exporter in enumerate(exporters[1:], 1):  # ONNX only: the other formats have no exporter choice
         todo += art.jobs(acts, ("onnx",) if "onnx" in formats else (), (dtype,), tmp / f"e{i}", (opset,), exporter)
@@ -603,8 +599,7 @@ def environment(formats, providers, sizes, dtype, threads, opset, exporter, rule
         "stopping_rule": rule.describe(),
     }
     try:
-        from actexport.runtimes.onnxrt import session_options  # noqa: PLC0415
-
+        from actexport.runtimes.onnxrt import session_options
         env["onnxruntime"] = session_options(threads)[1]
     except ImportError as e:
         env["onnxruntime"] = {"unavailable": str(e)}
@@ -660,8 +655,7 @@ class _ActivationBench:
             return None
 
     def _graph(self, result: ExportResult) -> dict:
-        from actexport.graphs import analyse  # noqa: PLC0415
-
+        from actexport.graphs import analyse
         try:
             keep = Path(self.save_optimized) / f"{self.act.id}.optimized.onnx" if self.save_optimized else None
             return {"opset": result.opset, **analyse(result.path, keep)}
@@ -685,9 +679,8 @@ class _ActivationBench:
             self.tick(f"{self.act.id} {runtime} {n}")
 
     def _eager(self, device: str) -> None:
-        from actexport.runtimes.eager import EagerRuntime  # noqa: PLC0415
-        from actexport.runtimes.torch_common import device_unavailable  # noqa: PLC0415
-
+        from actexport.runtimes.eager import EagerRuntime
+        from actexport.runtimes.torch_common import device_unavailable
         name, out_name = f"eager:{device}", f"eager.out:{device}"
         reason = device_unavailable(device)
         if reason:
@@ -708,8 +701,7 @@ class _ActivationBench:
             rt.close()
 
     def _eager_size(self, rt: Runtime, n: int, x: np.ndarray, name: str, out_name: str) -> None:
-        from actexport.runtimes.torch_common import out_variant  # noqa: PLC0415
-
+        from actexport.runtimes.torch_common import out_variant
         device = rt.device
         try:
             self.rows.append(self._measured("eager", name, n, rt.prepare(x), ran_on=device))

@@ -44,16 +44,14 @@ def default_root() -> Path:
 
 
 def _environment_digest() -> str:
-    from actexport.isolate import plugins  # noqa: PLC0415
-
+    from actexport.isolate import plugins
     return _environment_digest_for(tuple(plugins()))
 
 
 @lru_cache(maxsize=8)
 def _environment_digest_for(plugin_names: tuple[str, ...]) -> str:
     """The versions, exporter sources and plugins that the exported bytes depend on."""
-    from importlib import metadata  # noqa: PLC0415
-
+    from importlib import metadata
     h = hashlib.sha256(sys.version.encode())
     for name in _KEYED_PACKAGES:
         try:
@@ -65,8 +63,7 @@ def _environment_digest_for(plugin_names: tuple[str, ...]) -> str:
                          here / "translations.py"]):
         h.update(source.name.encode() + source.read_bytes())
     # Plugins can register custom ops and their translations: their names and code change exports.
-    import importlib.util  # noqa: PLC0415
-
+    import importlib.util
     for name in plugin_names:
         spec = importlib.util.find_spec(name)
         origin = Path(spec.origin) if spec and spec.origin else None
@@ -77,8 +74,7 @@ def _environment_digest_for(plugin_names: tuple[str, ...]) -> str:
 def _source_files(act: Activation, module) -> list[Path]:
     """The files a user module's code lives in (its factory's and every submodule class's), outside
     torch and actexport: their bytes are part of its key, since `forward` is not in its repr."""
-    import inspect  # noqa: PLC0415
-
+    import inspect
     if act.recipe is None:
         return []  # catalog rows: torch's own classes, keyed by the torch version
     objs = [act.factory, *(type(m) for m in module.modules())]
@@ -150,8 +146,7 @@ class ExportCache:
         The copy at `dest` is hashed and compared with the recorded sha256, so what is handed out is
         what was stored, byte for byte.
         """
-        from actexport.files import atomic_write  # noqa: PLC0415
-
+        from actexport.files import atomic_write
         entry_dir = self._dir(k)
         if not entry_dir.is_dir():
             return None, "miss"
@@ -241,11 +236,9 @@ class ExactCache:
 
     @staticmethod
     def key(act: Activation, x) -> str:
-        import mpmath  # noqa: PLC0415
-        import numpy as np  # noqa: PLC0415
-
-        from actexport import oracle  # noqa: PLC0415
-
+        import mpmath
+        import numpy as np
+        from actexport import oracle
         x = np.ascontiguousarray(x)
         h = hashlib.sha256(f"{act.id}|{act.oracle.params!r}|{act.oracle.limits!r}|{mpmath.__version__}|".encode())
         h.update(_source_digest(oracle.__file__).encode())
@@ -254,24 +247,20 @@ class ExactCache:
 
     def get(self, k: str):
         """The stored array, or None when there is none that matches its checksum."""
-        import numpy as np  # noqa: PLC0415
-
+        import numpy as np
         try:
             data = (self.dir / f"{k}.npy").read_bytes()
             if _digest(data) != (self.dir / f"{k}.sha256").read_text().strip():
                 return None
-            import io  # noqa: PLC0415
-
+            import io
             return np.load(io.BytesIO(data), allow_pickle=False)
         except (OSError, ValueError):
             return None
 
     def put(self, k: str, y) -> None:
         """Stores `y`; a cache that cannot be written is skipped, never an error."""
-        import io  # noqa: PLC0415
-
-        import numpy as np  # noqa: PLC0415
-
+        import io
+        import numpy as np
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(y, dtype=np.float64), allow_pickle=False)
         data = buffer.getvalue()
@@ -288,8 +277,7 @@ class ExactCache:
     def exact(self, act: Activation, x):
         """act.oracle(x), from the cache when the reference is the slow one (float64 results of a
         catalog row, evaluated in mpmath)."""
-        import numpy as np  # noqa: PLC0415
-
+        import numpy as np
         if np.asarray(x).dtype != np.float64 or act.recipe is not None:
             with np.errstate(over="ignore"):
                 return act.oracle(x)

@@ -158,8 +158,7 @@ def _ids(args: argparse.Namespace, allow_none: bool = False) -> list[str]:
 
 
 def _opsets(value: str | None, exporter: str) -> tuple[int, ...]:
-    from actexport.exporters.onnx import DEFAULT_OPSET, check_opset  # noqa: PLC0415
-
+    from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
     if value is None:
         return (DEFAULT_OPSET,)
     opsets: list[int] = []
@@ -190,8 +189,7 @@ def _sizes(value: str, flag: str) -> tuple[int, ...]:
 
 
 def _check_workers(args: argparse.Namespace) -> None:
-    from actexport.isolate import check_timeout, max_workers  # noqa: PLC0415
-
+    from actexport.isolate import check_timeout, max_workers
     top = max_workers()
     if args.jobs is not None and not 1 <= args.jobs <= top:
         raise UsageError(f"invalid --jobs {args.jobs}: give a number of worker processes in 1..{top} "
@@ -227,8 +225,7 @@ def _progress(console, total: int):
     """A progress bar on a terminal; nothing elsewhere (CI logs stay readable)."""
     if not console.is_terminal:
         return contextlib.nullcontext(None)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415
-
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, transient=True)
 
@@ -246,8 +243,7 @@ def cmd_list(args: argparse.Namespace, out) -> int:
     if args.json:
         out.print_json(json.dumps(rows))
         return OK
-    from rich.table import Table  # noqa: PLC0415
-
+    from rich.table import Table
     table = Table("id", "module", "formula")
     for r in rows:
         table.add_row(r["id"], r["module"], r["formula"])
@@ -256,8 +252,7 @@ def cmd_list(args: argparse.Namespace, out) -> int:
 
 
 def cmd_export(args: argparse.Namespace, out, err) -> int:
-    from actexport.artifacts import export_all  # noqa: PLC0415
-
+    from actexport.artifacts import export_all
     ids = _ids(args)
     formats = catalog.parse_list(args.formats, FORMATS, "format")
     dtypes = catalog.parse_list(_all_dtypes(args.dtypes), DTYPES, "dtype")
@@ -267,8 +262,7 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
     with _progress(err, len(acts) * len(formats) * len(dtypes)) as tick:
         results = export_all(acts, formats, dtypes, args.out, opsets, args.exporter, progress=tick,
                              cache=cache, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout)
-    from actexport.exporters.onnx import kind, profile  # noqa: PLC0415
-
+    from actexport.exporters.onnx import kind, profile
     failed = 0
     for act, dtype, r in results:
         if r.ok:
@@ -293,8 +287,7 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
 
     ids = _ids(args)
     formats = catalog.parse_list(args.formats, FORMATS, "format")
-    from actexport.runtimes import DEVICES  # noqa: PLC0415
-
+    from actexport.runtimes import DEVICES
     providers = catalog.parse_list(args.providers, DEVICES, "provider")
     dtypes = catalog.parse_list(args.dtype, DTYPES, "dtype")
     if len(dtypes) != 1:
@@ -310,8 +303,7 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
     if args.plot is not None:
         _needs_matplotlib()
     if "cuda" in providers:  # asked for by name: a provider that cannot run is exit 4, as in verify
-        from actexport.verify import Options, check_providers  # noqa: PLC0415
-
+        from actexport.verify import Options, check_providers
         check_providers(Options(formats=formats, providers=providers, providers_explicit=True))
     cache = _cache(args)
     with _progress(err, plan_size(ids, formats, providers, sizes)) as tick:
@@ -337,9 +329,8 @@ def _needs_matplotlib() -> None:
 
 
 def cmd_verify(args: argparse.Namespace, out, err) -> int:
-    from actexport.runtimes import DEVICES  # noqa: PLC0415
-    from actexport.verify import Options, plan_size, verify  # noqa: PLC0415
-
+    from actexport.runtimes import DEVICES
+    from actexport.verify import Options, plan_size, verify
     ids = _ids(args, allow_none=args.artifacts is not None)
     options = Options(
         formats=catalog.parse_list(args.formats, FORMATS, "format"),
@@ -396,8 +387,7 @@ def _emit(report, args: argparse.Namespace, out, err) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0 ok, 1 failed cells, 2 usage, 3 no artifact, 4 no provider)."""
-    from rich.console import Console  # noqa: PLC0415
-
+    from rich.console import Console
     out, err = Console(), Console(stderr=True)
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out = Console(width=160)  # CI logs: wide enough that the matrix and reasons do not wrap
@@ -406,8 +396,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"actexport: error: {e}", file=sys.stderr)
         return USAGE
-    from actexport.isolate import Terminated  # noqa: PLC0415
-
+    from actexport.isolate import Terminated
     try:
         return _main(args, out, err)
     except KeyboardInterrupt:
@@ -425,9 +414,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace, out, err) -> int:
-    from actexport.artifacts import OutputError  # noqa: PLC0415
-    from actexport.verify import ProviderUnavailable  # noqa: PLC0415
-
+    from actexport.artifacts import OutputError
+    from actexport.verify import ProviderUnavailable
     try:
         if args.command == "list":
             return cmd_list(args, out)
@@ -437,8 +425,7 @@ def _main(args: argparse.Namespace, out, err) -> int:
         probe_plugins(plugins(), timeout)
         load_plugins(plugins())  # this process builds eager modules and times artifacts too
         if hasattr(args, "graphs"):
-            from actexport.exporters.onnx import spec  # noqa: PLC0415
-
+            from actexport.exporters.onnx import spec
             args.exporter = spec(args.exporter, args.graphs)
         user = None
         if args.command in ("export", "verify", "bench", "check"):
@@ -472,9 +459,8 @@ def _run(args: argparse.Namespace, out, err) -> int:
 
 
 def cmd_graphs(args: argparse.Namespace, out, err) -> int:
-    from actexport.exporters.onnx import DEFAULT_OPSET, check_opset  # noqa: PLC0415
-    from actexport.sidebyside import compare  # noqa: PLC0415
-
+    from actexport.exporters.onnx import DEFAULT_OPSET, check_opset
+    from actexport.sidebyside import compare
     ids = list(args.ids) or None
     catalog.select(ids)  # unknown ids are a usage error before anything runs
     opset = DEFAULT_OPSET if args.opset is None else args.opset

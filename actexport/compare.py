@@ -71,8 +71,7 @@ class Elements:
 
 def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elements:
     """Classifies every element of `actual` against `expected` (one shape, one dtype)."""
-    from actexport.dtypes import finfo  # noqa: PLC0415
-
+    from actexport.dtypes import finfo
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
         raise ValueError(f"shape {actual.shape} differs from the expected {expected.shape}")
@@ -108,8 +107,7 @@ def _same_bits(a: np.ndarray, e: np.ndarray) -> bool:
 def _identical(a64: np.ndarray, e64: np.ndarray, dtype: str, budget: Budget) -> Elements:
     """classify()'s result for two outputs with the same bits: what differs is only which
     elements are normal and which sit below the floor."""
-    from actexport.dtypes import finfo  # noqa: PLC0415
-
+    from actexport.dtypes import finfo
     smallest_normal = float(finfo(dtype).smallest_normal)
     magnitude = np.abs(e64)
     none = np.zeros(e64.shape, bool)
@@ -356,6 +354,5 @@ def across_devices(inputs: list[np.ndarray], base: list[np.ndarray], other: list
 
 
 def _is_subnormal(v: float, dtype: np.dtype) -> bool:
-    from actexport.dtypes import finfo  # noqa: PLC0415
-
+    from actexport.dtypes import finfo
     return v != 0 and abs(v) < float(finfo(dtype.name).smallest_normal)

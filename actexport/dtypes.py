@@ -11,7 +11,7 @@ import torch
 
 def np_dtype(name: str) -> np.dtype:
     if name == "bfloat16":
-        import ml_dtypes  # noqa: PLC0415  (optional: only needed for bfloat16)
+        import ml_dtypes  # optional: only needed for bfloat16
 
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(name)
@@ -20,8 +20,7 @@ def np_dtype(name: str) -> np.dtype:
 def finfo(name: str):
     """np.finfo, also for bfloat16 (numpy's own finfo does not know ml_dtypes' types)."""
     if name == "bfloat16":
-        import ml_dtypes  # noqa: PLC0415
-
+        import ml_dtypes
         return ml_dtypes.finfo(ml_dtypes.bfloat16)
     return np.finfo(np.dtype(name))
 

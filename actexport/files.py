@@ -18,8 +18,7 @@ from typing import Callable
 def sha256(path: Path, seconds: float | None = None) -> str:
     """The file's sha256; TimeoutError when it takes longer than `seconds` (a file from elsewhere can
     be any size)."""
-    import time  # noqa: PLC0415
-
+    import time
     h = hashlib.sha256()
     end = None if seconds is None else time.monotonic() + seconds
     with open(path, "rb") as f:

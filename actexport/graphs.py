@@ -39,11 +39,9 @@ def analyse(path: Path, save_optimized: Path | None = None) -> dict:
         {"exported": {"nodes", "op_types"}, "optimized": {"nodes", "op_types", "level", "path"},
         "ort_specific": op types outside the standard ONNX domain after optimisation}.
     """
-    import onnx  # noqa: PLC0415
-    import onnxruntime as ort  # noqa: PLC0415
-
-    from actexport.runtimes.onnxrt import session_options  # noqa: PLC0415
-
+    import onnx
+    import onnxruntime as ort
+    from actexport.runtimes.onnxrt import session_options
     exported = summary(onnx.load(str(path)))
     with tempfile.TemporaryDirectory(prefix="actexport-graph-") as tmp:
         target = Path(save_optimized) if save_optimized is not None else Path(tmp) / "optimized.onnx"

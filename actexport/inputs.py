@@ -131,8 +131,7 @@ def near(points, dtype: str, steps: int = 8) -> np.ndarray:
 
 def declared_points(act: Activation) -> list[float]:
     """The ends of every interval the activation's declarations name (see catalog.Region)."""
-    from actexport.catalog import Region  # noqa: PLC0415
-
+    from actexport.catalog import Region
     points: list[float] = []
     for xf in act.xfails:
         for text in xf.where + xf.special:

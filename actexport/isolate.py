@@ -73,10 +73,9 @@ def begin_run() -> None:
     this process is killed outright, the forkserver, which exits when it does, removes the folder
     (see _clean_up_after) and its workers die with it (see _die_with_parent).
     """
-    import shutil  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
-    from multiprocessing import util  # noqa: PLC0415
-
+    import shutil
+    import tempfile
+    from multiprocessing import util
     run_dir = tempfile.mkdtemp(prefix="actexport-")
     os.environ["ACTEXPORT_RUN_DIR"], os.environ["ACTEXPORT_RUN_OWNER"] = run_dir, str(os.getpid())
     # NOTE: multiprocessing puts its forkserver's socket in the temporary folder, and a socket's path
@@ -98,9 +97,8 @@ def begin_run() -> None:
 def remove_at_exit(path) -> None:
     """Removes the folder `path` when this process exits, and, in a run (begin_run), when it is killed:
     the run's forkserver removes it then."""
-    import shutil  # noqa: PLC0415
-    from multiprocessing import util  # noqa: PLC0415
-
+    import shutil
+    from multiprocessing import util
     util.Finalize(None, shutil.rmtree, args=(str(path), True), exitpriority=-101)
     run_dir = os.environ.get("ACTEXPORT_RUN_DIR")
     if run_dir and os.path.isdir(run_dir):
@@ -109,8 +107,7 @@ def remove_at_exit(path) -> None:
 
 
 def _remove_listed(run_dir: str) -> None:
-    import shutil  # noqa: PLC0415
-
+    import shutil
     try:
         with open(os.path.join(run_dir, "remove")) as f:
             listed = f.read().splitlines()
@@ -125,15 +122,13 @@ def _remove_listed(run_dir: str) -> None:
 def _clean_up_after() -> None:
     """In the forkserver of a run (begin_run): remove the run's folder when the forkserver exits, which
     it does when the process that started it is gone, however that process ended."""
-    import sys  # noqa: PLC0415
-
+    import sys
     run_dir, owner = os.environ.get("ACTEXPORT_RUN_DIR"), os.environ.get("ACTEXPORT_RUN_OWNER", "")
     forkserver = "multiprocessing.forkserver" in sys.modules and sys.argv[:1] == ["-c"]
     # NOTE: not "is my parent the owner": the owner may already be gone when this runs (killed while
     # the forkserver was still importing torch); only the run's own forkserver has this environment.
     if forkserver and run_dir and owner.isdigit() and os.path.basename(run_dir).startswith("actexport-"):
-        import atexit  # noqa: PLC0415
-
+        import atexit
         atexit.register(_remove_listed, run_dir)
 
 
@@ -142,8 +137,7 @@ def worker_memory(workers: int) -> int | None:
     for no limit), else three quarters of this machine's memory shared between them. None on a
     machine with an NVIDIA driver (the CUDA runtime maps memory the limit would count) or without
     the limit (not Linux)."""
-    import sys  # noqa: PLC0415
-
+    import sys
     value = os.environ.get("ACTEXPORT_WORKER_MEMORY", "").strip()
     if value:
         try:
@@ -151,8 +145,7 @@ def worker_memory(workers: int) -> int | None:
         except ValueError:
             gib = -1.0
         if not 0 <= gib < 1 << 20:
-            from actexport.catalog import UsageError  # noqa: PLC0415
-
+            from actexport.catalog import UsageError
             raise UsageError(f"invalid $ACTEXPORT_WORKER_MEMORY {value[:20]!r}: give GiB per worker (0: no limit)")
         return int(gib * (1 << 30)) or None
     if not sys.platform.startswith("linux") or os.path.exists("/dev/nvidiactl"):
@@ -170,8 +163,7 @@ def _limit_memory(limit: int | None) -> None:
     if not limit:
         return
     try:
-        import resource  # noqa: PLC0415
-
+        import resource
         _, hard = resource.getrlimit(resource.RLIMIT_DATA)
         resource.setrlimit(resource.RLIMIT_DATA, (min(limit, hard) if hard != resource.RLIM_INFINITY else limit, hard))
     except (ImportError, ValueError, OSError):
@@ -181,12 +173,10 @@ def _limit_memory(limit: int | None) -> None:
 def _die_with_parent() -> None:
     """A worker is killed when its forkserver exits (Linux): a worker stuck on a bad artifact must not
     outlive a cancelled run."""
-    import sys  # noqa: PLC0415
-
+    import sys
     if not sys.platform.startswith("linux"):
         return
-    import ctypes  # noqa: PLC0415
-
+    import ctypes
     parent = os.getppid()
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
@@ -200,8 +190,7 @@ def warm_up() -> None:
     """Starts the forkserver (it imports PRELOAD in the background) so the first worker is ready sooner."""
     ctx = _context()
     if ctx.get_start_method() == "forkserver":
-        from multiprocessing import forkserver  # noqa: PLC0415
-
+        from multiprocessing import forkserver
         forkserver.ensure_running()
 
 
@@ -212,14 +201,12 @@ def plugins() -> list[str]:
 
 
 def load_plugins(names: list[str]) -> None:
-    import importlib  # noqa: PLC0415
-
+    import importlib
     for name in names:
         try:
             importlib.import_module(name)
         except Exception as e:  # noqa: BLE001  (any failure of the user's module is a usage error)
-            from actexport.catalog import UsageError  # noqa: PLC0415
-
+            from actexport.catalog import UsageError
             raise UsageError(f"plugin {name!r} ($ACTEXPORT_PLUGINS) failed to import: {type(e).__name__}: "
                              f"{str(e)[:200]}") from None
 
@@ -227,11 +214,9 @@ def load_plugins(names: list[str]) -> None:
 def probe_plugins(names: list[str], timeout: float) -> None:
     """Imports the plugins in a separate process first: one that crashes the interpreter (a
     segfault in a custom op library) would otherwise end this process silently."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    from actexport.catalog import UsageError  # noqa: PLC0415
-
+    import subprocess
+    import sys
+    from actexport.catalog import UsageError
     if not names:
         return
     code = "import importlib, sys\nfor n in sys.argv[1:]: importlib.import_module(n)"
@@ -250,8 +235,7 @@ def probe_plugins(names: list[str], timeout: float) -> None:
 def deadline(seconds: float, what: str):
     """Raises UsageError when the block runs longer than `seconds` (main thread on POSIX; elsewhere
     the block runs without one). For user code this process must run itself: a factory, say."""
-    from actexport.catalog import UsageError  # noqa: PLC0415
-
+    from actexport.catalog import UsageError
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -270,11 +254,9 @@ def deadline(seconds: float, what: str):
 
 def _serve(conn, plugin_names: list[str], memory: int | None = None) -> None:
     """A worker's loop: run (fn, args), send ("ok", value) or ("raised", text); stop on None."""
-    import queue  # noqa: PLC0415
-    import threading  # noqa: PLC0415
-
-    import torch  # noqa: PLC0415
-
+    import queue
+    import threading
+    import torch
     _die_with_parent()
     _limit_memory(memory)
     load_plugins(plugin_names)
@@ -554,8 +536,7 @@ def workers(size: int | None, isolate: bool = True) -> Workers | Inline:
 
 def check_timeout(seconds: float) -> float:
     """`seconds`, or UsageError when it is not a deadline a clock can reach."""
-    from actexport.catalog import UsageError  # noqa: PLC0415
-
+    from actexport.catalog import UsageError
     if not 0 < seconds <= MAX_TIMEOUT:
         raise UsageError(f"invalid --timeout {seconds:g}: give seconds in (0, {MAX_TIMEOUT:g}]")
     return seconds

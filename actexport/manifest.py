@@ -74,6 +74,5 @@ def linked_part(dir: Path, rel: str) -> str | None:
 
 
 def _max_onnx_opset() -> int:
-    import onnx  # noqa: PLC0415
-
+    import onnx
     return int(onnx.defs.onnx_opset_version())

@@ -130,8 +130,7 @@ def activation(spec: str, shape: tuple[int, ...], static_dims: tuple[int, ...],
 def _check_runs(act: Activation) -> None:
     """The factory builds the same module every call (the artifact, the reference and the worker
     processes each build their own), and it runs at the example shape and the doubled one."""
-    from actexport.cache import module_digest  # noqa: PLC0415
-
+    from actexport.cache import module_digest
     spec = act.recipe[0]
     if module_digest(act) != module_digest(act):
         raise UsageError(f"--module {spec}: the factory builds different weights each call; seed it "

@@ -103,8 +103,7 @@ def _clip(x, lo, hi):
 
 def _round_param(p: float, dtype: np.dtype) -> float:
     """A module parameter as the module holds it in the dtype under test."""
-    from actexport.dtypes import np_dtype  # noqa: PLC0415
-
+    from actexport.dtypes import np_dtype
     return float(np.asarray(p, dtype=np_dtype(dtype.name)).astype(np.float64))
 
 

@@ -34,8 +34,7 @@ class ExportJob:
 
 def _label(job: ExportJob) -> str:
     if job.format == "onnx":
-        from actexport.exporters.onnx import label  # noqa: PLC0415
-
+        from actexport.exporters.onnx import label
         return label(job.exporter)
     return {"torchscript": "torch.jit", "pt2": "torch.export"}[job.format]
 

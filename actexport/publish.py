@@ -25,8 +25,7 @@ PREFIX = ".actexport-"  # staging folders beside DIR; the forkserver of a run re
 
 def staging_dir(out_dir: Path) -> Path:
     """A fresh hidden folder beside `out_dir`, removed when the run ends however it ends."""
-    from actexport.isolate import remove_at_exit  # noqa: PLC0415
-
+    from actexport.isolate import remove_at_exit
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{out_dir.name}-", dir=out_dir.parent))
     remove_at_exit(path)
@@ -37,7 +36,7 @@ def staging_dir(out_dir: Path) -> Path:
 def locked(folder: Path):
     """An exclusive lock on `folder` (flock on the directory itself: nothing is written to take it)."""
     try:
-        import fcntl  # noqa: PLC0415
+        import fcntl
     except ImportError:  # NOTE: Windows: no lock; concurrent exports into one DIR may lose entries
         yield
         return
@@ -56,9 +55,8 @@ def publish(out_dir: Path, staged: Path, entries: list[dict], manifest_name: str
     Entries of the old manifest whose file is gone or replaced are dropped; files the old manifest
     did not list (a README, say) are kept as they are.
     """
-    from actexport.manifest import SCHEMA, read_manifest  # noqa: PLC0415
-    from actexport.catalog import UsageError  # noqa: PLC0415
-
+    from actexport.manifest import SCHEMA, read_manifest
+    from actexport.catalog import UsageError
     with locked(out_dir.parent):
         new_paths = {e["path"] for e in entries} | {manifest_name}
         old: list[dict] = []
@@ -127,8 +125,7 @@ def _link_tree(src: Path, dst: Path, skip: set[str]) -> None:
 def _exchange(a: Path, b: Path) -> None:
     """Swaps the paths `a` and `b` atomically where the system can (Linux), else in two renames."""
     if sys.platform.startswith("linux"):
-        import ctypes  # noqa: PLC0415
-
+        import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = getattr(libc, "renameat2", None)
         if renameat2 is not None:

@@ -165,9 +165,8 @@ class Report:
     def render(self, console) -> None:
         """One matrix per dtype (activation x format/runtime) of status marks, then one line per
         cell that did not pass, then the summary."""
-        from rich.markup import escape  # noqa: PLC0415
-        from rich.table import Table  # noqa: PLC0415
-
+        from rich.markup import escape
+        from rich.table import Table
         for dtype in dict.fromkeys(c.dtype for c in self.cells):
             cells = [c for c in self.cells if c.dtype == dtype]
             columns = list(dict.fromkeys((c.format, c.opset, c.runtime) for c in cells))

@@ -57,14 +57,12 @@ class ProfileReport:
                 "verdicts": self.verdicts(), "catalog": self.catalog, "noise_allowance": NOISE}
 
     def write_json(self, path: Path) -> None:
-        from actexport.bench import _clean  # noqa: PLC0415
-
+        from actexport.bench import _clean
         text = json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False) + "\n"
         atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
     def render(self, console) -> None:
-        from rich.table import Table  # noqa: PLC0415
-
+        from rich.table import Table
         sizes = self.environment.get("sizes", SIZES)
         table = Table(title="stock -> actexport ONNX graphs (ort:cpu; ULP and NaN/inf mismatches vs the exact "
                       "reference; latency as x eager.out / x floor, float32)", show_lines=True)
@@ -100,10 +98,9 @@ class ProfileReport:
 def compare(ids: list[str] | None, opset: int, sizes=SIZES, dtypes=DTYPES, cache=None, workers=None,
             isolate: bool = True, timeout: float | None = None, progress=None) -> ProfileReport:
     """verify and bench of `ids` (the catalog when None) with stock and candidate graphs, side by side."""
-    from actexport.bench import bench  # noqa: PLC0415
-    from actexport.isolate import DEFAULT_TIMEOUT  # noqa: PLC0415
-    from actexport.verify import Options, verify  # noqa: PLC0415
-
+    from actexport.bench import bench
+    from actexport.isolate import DEFAULT_TIMEOUT
+    from actexport.verify import Options, verify
     verified = {}
     for graphs in SIDES:
         options = Options(formats=("onnx",), dtypes=tuple(dtypes), opsets=(opset,), exporter=spec("dynamo", graphs),

@@ -81,15 +81,12 @@ def export(act_id: str, key: str, format: str, dtype: str, path: Path, opset: in
 def export_one(act: Activation, format: str, dtype: str, path: Path, opset: int, exporter: str) -> ExportResult:
     """Exports one activation to one format at `path`; returns the result, never raises."""
     if format == "onnx":
-        from actexport.exporters import onnx  # noqa: PLC0415
-
+        from actexport.exporters import onnx
         return onnx.export(act, dtype, path, opset=opset, exporter=exporter)
     if format == "torchscript":
-        from actexport.exporters import torchscript  # noqa: PLC0415
-
+        from actexport.exporters import torchscript
         return torchscript.export(act, dtype, path)
-    from actexport.exporters import torch_export  # noqa: PLC0415
-
+    from actexport.exporters import torch_export
     return torch_export.export(act, dtype, path)
 
 

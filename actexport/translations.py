@@ -284,8 +284,7 @@ def plan(module: nn.Module, dtype: str, opset: int, profile: str = DEFAULT_PROFI
 
     root = swap(module)
     if root is None:
-        import copy  # noqa: PLC0415
-
+        import copy
         root = copy.deepcopy(module)
         for parent in list(root.modules()):
             for attr, sub in list(parent.named_children()):

@@ -190,8 +190,7 @@ def _ran_nowhere(cells: list[Cell]) -> None:
 
 def _latency(acts, options: Options, produce, progress, broken: set[tuple[str, str]]):
     """`bench` over the artifacts this run verified (the same files), one BenchReport per dtype."""
-    from actexport.bench import bench  # noqa: PLC0415
-
+    from actexport.bench import bench
     opset = options.opsets[0]
 
     def export(act: Activation, fmt: str, dtype: str, *_) -> ExportResult:
@@ -214,14 +213,12 @@ def plan_size(ids: list[str] | None, options: Options) -> int:
 
 
 def environment(options: Options) -> dict:
-    from actexport.runtimes.onnxrt import double_install  # noqa: PLC0415
-
+    from actexport.runtimes.onnxrt import double_install
     env: dict = {"versions": art.versions(), "options": {
         "formats": list(options.formats), "providers": list(options.providers), "dtypes": list(options.dtypes),
         "opsets": list(options.opsets), "exporter": options.exporter}}
     try:
-        import onnxruntime as ort  # noqa: PLC0415
-
+        import onnxruntime as ort
         env["onnxruntime_providers"] = ort.get_available_providers()
     except ImportError:
         env["onnxruntime_providers"] = []
@@ -520,8 +517,7 @@ class _ActivationRun:
         ort:cpu runs the optimised graph (ORT_ENABLE_ALL, onnxruntime's default); the graph task ran
         the same graph unoptimised (ORT_DISABLE_ALL) on the same inputs; both are judged against exact.
         """
-        from actexport.graphs import describe  # noqa: PLC0415
-
+        from actexport.graphs import describe
         if not isinstance(outcome, tasks.Ran):
             return {"optimisation": {"error": outcome.reason}}
         graph, plain = outcome.graph, outcome.values

@@ -30,14 +30,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from actexport import catalog, tasks  # noqa: E402
-from actexport.compare import classify  # noqa: E402
-from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET  # noqa: E402
-from actexport.exporters.onnx import kind as onnx_kind  # noqa: E402
-from actexport.exporters.onnx import profile as onnx_profile  # noqa: E402
-from actexport.inputs import Battery, _layout, batteries, np_dtype  # noqa: E402
-from actexport.tasks import export_one  # noqa: E402
-from actexport.runtimes import for_format  # noqa: E402
+from actexport import catalog, tasks
+from actexport.compare import classify
+from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET
+from actexport.exporters.onnx import kind as onnx_kind
+from actexport.exporters.onnx import profile as onnx_profile
+from actexport.inputs import Battery, _layout, batteries, np_dtype
+from actexport.tasks import export_one
+from actexport.runtimes import for_format
 
 
 def sample(dtype: str, shift: int) -> np.ndarray:

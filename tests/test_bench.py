@@ -193,8 +193,7 @@ def test_bench_end_to_end_json_plot_and_unavailable_cuda(tmp_path):
     report.write_plot(plot)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    from rich.console import Console  # noqa: PLC0415
-
+    from rich.console import Console
     out = io.StringIO()
     report.render(Console(file=out, width=200))
     text = out.getvalue()

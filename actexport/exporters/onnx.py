@@ -22,8 +22,7 @@ DEFAULT_EXPORTER = "dynamo+actexport"  # spec("dynamo", None): the dynamo export
 # travels with the exporter through jobs, worker tasks and cache keys without a second parameter.
 def spec(exporter: str, graphs: str | None) -> str:
     """The exporter string for `exporter` and a graph profile (None: the default for that exporter)."""
-    from actexport.translations import DEFAULT_PROFILE, check_profile  # noqa: PLC0415
-
+    from actexport.translations import DEFAULT_PROFILE, check_profile
     if exporter not in EXPORTERS:
         raise UsageError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
     if graphs is None:
@@ -60,8 +59,7 @@ def profile(label_text: str) -> str:
 
 def opset_range(exporter: str) -> tuple[int, int]:
     """The opsets torch.onnx accepts for an exporter, read from the installed torch."""
-    from torch.onnx import _constants as c  # noqa: PLC0415
-
+    from torch.onnx import _constants as c
     max_opset = int(getattr(c, "ONNX_MAX_OPSET", 23))
     if exporter == "legacy":
         return int(getattr(c, "ONNX_MIN_OPSET", 7)), int(
@@ -95,8 +93,7 @@ def _registry_built_once():
     export is then as slow as torch makes it, never different).
     """
     try:
-        from torch.onnx._internal.exporter import _registration  # noqa: PLC0415
-
+        from torch.onnx._internal.exporter import _registration
         cls = _registration.ONNXRegistry
         original = cls.__dict__["from_torchlib"]
     except (ImportError, AttributeError, KeyError):
@@ -123,8 +120,7 @@ def _registry_built_once():
 
 
 def _value_info(vi) -> dict:
-    import onnx  # noqa: PLC0415
-
+    import onnx
     t = vi.type.tensor_type
     dims = [d.dim_param if d.dim_param else int(d.dim_value) for d in t.shape.dim]
     return {"name": vi.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": dims}
@@ -137,15 +133,13 @@ def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, 
         return ExportResult("onnx", None, name, unavailable=f"torch {torch.__version__} has no legacy ONNX exporter")
 
     def run() -> ExportResult:
-        import onnx  # noqa: PLC0415
-
+        import onnx
         module = act.module().to(torch_dtype(dtype))
         x = example(act, dtype)
         dims = dynamic_dims(act.shape, act.static_dims)
         used: list[str] = []
         if graphs != "stock":
-            from actexport import translations  # noqa: PLC0415
-
+            from actexport import translations
             plan = translations.plan(module, dtype, opset, graphs)
             module, used = plan.module, plan.used
 
@@ -187,7 +181,7 @@ def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, 
 
 def _legacy_available() -> bool:
     try:
-        from torch.onnx import utils  # noqa: F401, PLC0415
+        from torch.onnx import utils  # noqa: F401
     except ImportError:
         return False
     return True

@@ -82,16 +82,13 @@ def for_format(format: str, providers: tuple[str, ...], reference: bool = True,
     specification's reference evaluator first (its verdict is needed to judge onnxruntime).
     `ort_threads` sets onnxruntime's intra-op threads (None: its default, one per core)."""
     if format == "onnx":
-        from actexport.runtimes.onnxrt import OrtRuntime  # noqa: PLC0415
-        from actexport.runtimes.reference import ReferenceRuntime  # noqa: PLC0415
-
+        from actexport.runtimes.onnxrt import OrtRuntime
+        from actexport.runtimes.reference import ReferenceRuntime
         return ([ReferenceRuntime()] if reference else []) + [OrtRuntime(p, intra_op_threads=ort_threads) for p in providers]
     if format == "torchscript":
-        from actexport.runtimes.torchscript import TorchScriptRuntime  # noqa: PLC0415
-
+        from actexport.runtimes.torchscript import TorchScriptRuntime
         return [TorchScriptRuntime(p) for p in providers]
     if format == "pt2":
-        from actexport.runtimes.exported import ExportedRuntime  # noqa: PLC0415
-
+        from actexport.runtimes.exported import ExportedRuntime
         return [ExportedRuntime(p) for p in providers]
     raise ValueError(f"no runtime for format {format!r}")

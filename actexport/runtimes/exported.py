@@ -96,8 +96,7 @@ class ExportedRuntime(TorchModuleRuntime):
         with quiet(), weights_only():
             program = torch.export.load(str(path))
         if self.device != "cpu":
-            from torch.export.passes import move_to_device_pass  # noqa: PLC0415
-
+            from torch.export.passes import move_to_device_pass
             # NOTE: not Module.to(): the pass also moves lifted constants and the device arguments
             # written into the graph (a tensor the program creates on CPU would stay there).
             program = move_to_device_pass(program, self.device)

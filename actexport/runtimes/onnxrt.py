@@ -31,8 +31,7 @@ def installed_distributions() -> list[str]:
     """The installed distributions that provide the `onnxruntime` module Python imports (onnxruntime,
     -gpu, ...): those whose files are in the folder it is imported from. One installed in another
     folder further down sys.path is shadowed, not mixed in, and is not counted."""
-    import importlib.util  # noqa: PLC0415
-
+    import importlib.util
     spec = importlib.util.find_spec("onnxruntime")
     imported = Path(spec.origin).parent.resolve() if spec is not None and spec.origin else None
     names = set()
@@ -61,8 +60,7 @@ def double_install() -> str | None:
 def cuda_driver_problem() -> str | None:
     """Why no CUDA device can be used here (no NVIDIA driver, no card), from the driver API itself
     (torch may be a CPU build beside onnxruntime-gpu); None when there is one. Linux only."""
-    import platform  # noqa: PLC0415
-
+    import platform
     if platform.system() != "Linux":
         return None
     try:
@@ -82,10 +80,8 @@ def cuda_driver_problem() -> str | None:
 def cuda_library_problem() -> str | None:
     """Why onnxruntime's CUDA provider library cannot be loaded in this process, naming what is
     missing; None when it loads (or when this is not Linux, where the check is not written)."""
-    import platform  # noqa: PLC0415
-
-    import onnxruntime as ort  # noqa: PLC0415
-
+    import platform
+    import onnxruntime as ort
     if platform.system() != "Linux":
         return None
     try:
@@ -136,7 +132,7 @@ def provider_library_problem(library: Path, shared: Path | None, preload: Callab
 def _cuda_build(ort) -> str:
     """The CUDA version this onnxruntime was built for, e.g. "12.8", or "" when it does not say."""
     try:
-        from onnxruntime.capi import build_and_package_info as info  # noqa: PLC0415
+        from onnxruntime.capi import build_and_package_info as info
     except ImportError:
         return ""
     return str(getattr(info, "cuda_version", "") or "")
@@ -154,8 +150,7 @@ def session_options(intra_op_threads: int | None = None, optimization: str | Non
         (SessionOptions, dict of intra_op_num_threads, inter_op_num_threads, graph_optimization_level,
         execution_mode, allow_spinning).
     """
-    import onnxruntime as ort  # noqa: PLC0415
-
+    import onnxruntime as ort
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: warnings come back through get_providers()
     if intra_op_threads is not None:
@@ -201,7 +196,7 @@ class OrtRuntime(Runtime):
 
     def provider_unavailable(self) -> str | None:
         try:
-            import onnxruntime as ort  # noqa: PLC0415
+            import onnxruntime as ort
         except ImportError as e:
             return f"onnxruntime is not installed ({e}); pip install onnxruntime"
         available = ort.get_available_providers()
@@ -218,8 +213,7 @@ class OrtRuntime(Runtime):
         return reason
 
     def load(self, path: Path) -> None:
-        import onnxruntime as ort  # noqa: PLC0415
-
+        import onnxruntime as ort
         if self.device == "cuda" and hasattr(ort, "preload_dlls"):
             with quiet():  # it prints; cuda_library_problem() says what failed to load
                 ort.preload_dlls()  # CUDA/cuDNN libraries installed from pip, if any
@@ -270,11 +264,9 @@ class OrtRuntime(Runtime):
         fusions is shown, by loading again without it, to produce an op with no kernel; otherwise the load
         error itself. The error's text only suggests the fusion to try: it carries node names that the
         file's author chose."""
-        import onnx  # noqa: PLC0415
-        import onnxruntime as ort  # noqa: PLC0415
-
-        from actexport.runtimes.kernels import missing_kernels  # noqa: PLC0415
-
+        import onnx
+        import onnxruntime as ort
+        from actexport.runtimes.kernels import missing_kernels
         def loads(model: bytes) -> bool:
             try:
                 with quiet():
@@ -294,7 +286,7 @@ class OrtRuntime(Runtime):
                 with quiet():
                     ort.InferenceSession(str(path), sess_options=options, disabled_optimizers=[fusion],
                                          providers=[(self.provider, self.provider_options)])
-            except Exception:  # noqa: BLE001,S112  (not this fusion's doing)
+            except Exception:  # noqa: BLE001  (not this fusion's doing)
                 continue
             # e.g. onnxruntime 1.30 fuses float64 Sigmoid·Mul into QuickGelu, which is float32-only
             return RuntimeUnavailable(
@@ -311,9 +303,8 @@ class OrtRuntime(Runtime):
     def _run_bfloat16(self, x: np.ndarray) -> np.ndarray:
         """onnxruntime's numpy bridge has no bfloat16: raw 16-bit words go in, the output is bound to
         host memory (onnxruntime copies it from the device) and its words are copied out."""
-        import onnxruntime as ort  # noqa: PLC0415
-        from onnx import TensorProto  # noqa: PLC0415
-
+        import onnxruntime as ort
+        from onnx import TensorProto
         value = ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
             np.ascontiguousarray(x).view(np.uint16), TensorProto.BFLOAT16)
         binding = self.session.io_binding()
@@ -332,9 +323,8 @@ class OrtRuntime(Runtime):
         outputs (synchronize_outputs), so timing it includes the device work. Returns the callable;
         it returns the output OrtValue (`.numpy()` reads it back, except for bfloat16).
         """
-        import onnxruntime as ort  # noqa: PLC0415
-        from onnx import TensorProto  # noqa: PLC0415
-
+        import onnxruntime as ort
+        from onnx import TensorProto
         y = self.run(x)
         device = "cuda" if self.device == "cuda" else "cpu"
         x = np.ascontiguousarray(x)

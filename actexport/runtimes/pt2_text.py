@@ -186,8 +186,7 @@ def check_target(text: object) -> None:
         return
     if not _OP_TARGET.match(text):
         raise Refused(f"node target {text[:80]!r} is not an operator (torch.ops.<namespace>.<op>.<overload>)")
-    import torch  # noqa: PLC0415
-
+    import torch
     _, _, namespace, *rest = text.split(".")
     if f"{namespace}.{rest[0]}" in FORBIDDEN_OPS:
         raise Refused(f"node target {text!r} reaches outside the graph's tensors (files): refused")

@@ -23,19 +23,18 @@ class ReferenceRuntime(Runtime):
 
     def unavailable(self) -> str | None:
         try:
-            from onnx.reference import ReferenceEvaluator  # noqa: F401, PLC0415
+            from onnx.reference import ReferenceEvaluator  # noqa: F401
         except ImportError as e:
             return f"onnx.reference is not available ({e})"
         return None
 
     def load(self, path: Path) -> None:
-        import onnx  # noqa: PLC0415
-        from onnx.reference import ReferenceEvaluator  # noqa: PLC0415
-
+        import onnx
+        from onnx.reference import ReferenceEvaluator
         model = onnx.load(str(path))
         try:
             self.evaluator = ReferenceEvaluator(model)
-        except Exception as e:  # noqa: BLE001  (an op the reference implementation lacks)
+        except Exception as e:  # an op the reference implementation lacks
             raise RuntimeUnavailable(f"onnx.reference cannot evaluate this graph: {type(e).__name__}: {e}") from e
         self.input_name = model.graph.input[0].name
         self.ran_on = "onnx.reference"
