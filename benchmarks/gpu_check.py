@@ -33,10 +33,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from actexport.report import Report
+from actexport.report import STATUSES, Report
 
 ROOT = Path(__file__).resolve().parent.parent
-STATUSES = ("pass", "xfail", "fail", "xpass", "error", "unavailable", "skip")
 PROBE = r"""
 import json, torch
 from actexport import artifacts
