@@ -10,7 +10,7 @@ from pathlib import Path
 
 from actexport.catalog import FORMATS, Activation, UsageError
 from actexport.exporters import FILENAMES, ExportResult
-from actexport.files import atomic_write, sha256  # noqa: F401  (sha256: used by callers through here too)
+from actexport.files import atomic_write, error_text, sha256  # noqa: F401  (sha256: used by callers through here too)
 from actexport.manifest import MANIFEST, SCHEMA, linked_part, read_manifest  # noqa: F401  (callers' names)
 
 MAX_ONNX_BYTES = 2 << 30  # protobuf's limit for one message
@@ -98,7 +98,7 @@ def onnx_problem(path: Path) -> str | None:
     try:
         model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, ValueError, OSError, RuntimeError) as e:
-        return f"{path} is not a valid ONNX model ({type(e).__name__}: {str(e)[:120]})"
+        return f"{path} is not a valid ONNX model ({error_text(e, 120)})"
     if not model.graph.output:
         return f"{path} is not a valid ONNX model (its graph has no output)"
     base = path.parent.resolve()
@@ -153,6 +153,7 @@ def export_all(
     the files produced.
     """
     from dataclasses import replace
+
     from actexport.isolate import DEFAULT_TIMEOUT
     from actexport.pool import Exports
     from actexport.publish import publish, staging_dir
@@ -173,7 +174,7 @@ def export_all(
         try:
             publish(out_dir, staged, entries, MANIFEST, versions())
         except OSError as e:  # NOTE: a full disk, say: out_dir still holds what it held
-            raise OutputError(f"cannot write {out_dir}: {type(e).__name__}: {e}") from None
+            raise OutputError(f"cannot write {out_dir}: {error_text(e)}") from None
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     return [(act, dtype, replace(r, path=out_dir / r.path.relative_to(staged)) if r.ok else r)

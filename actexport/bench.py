@@ -20,11 +20,10 @@ import torch
 from actexport import artifacts as art
 from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
 from actexport.exporters import ExportResult
-from actexport.files import atomic_write, root_cause
-from actexport.runtimes import DEVICES
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset, split
+from actexport.files import atomic_write, error_text, root_cause
 from actexport.inputs import np_dtype, to_numpy, to_torch, torch_dtype
-from actexport.runtimes import ProviderMissing, Runtime, RuntimeUnavailable, for_format
+from actexport.runtimes import DEVICES, ProviderMissing, Runtime, RuntimeUnavailable, for_format
 
 SCHEMA = 1
 DEFAULT_SIZES = (1_000, 100_000, 1_000_000, 10_000_000)
@@ -690,8 +689,8 @@ class _ActivationBench:
         try:
             rt = EagerRuntime(self.act, self.dtype, device)
         except Exception as e:  # noqa: BLE001
-            self._all_sizes("eager", name, "error", f"{type(e).__name__}: {str(e)[:300]}")
-            self._all_sizes("eager", out_name, "error", f"{type(e).__name__}: {str(e)[:300]}")
+            self._all_sizes("eager", name, "error", f"{error_text(e, 300)}")
+            self._all_sizes("eager", out_name, "error", f"{error_text(e, 300)}")
             return
         self._settings(name, rt)
         try:
@@ -706,7 +705,7 @@ class _ActivationBench:
         try:
             self.rows.append(self._measured("eager", name, n, rt.prepare(x), ran_on=device))
         except Exception as e:  # noqa: BLE001
-            self.rows.append(self._row("eager", name, n, "error", f"{type(e).__name__}: {str(e)[:300]}"))
+            self.rows.append(self._row("eager", name, n, "error", f"{error_text(e, 300)}"))
         self.tick(f"{self.act.id} {name} {n}")
         try:
             variant = out_variant(rt.module, to_torch(x).to(device))
@@ -715,7 +714,7 @@ class _ActivationBench:
             else:
                 self.rows.append(self._measured("eager", out_name, n, variant.call, ran_on=device, op=variant.op))
         except Exception as e:  # noqa: BLE001
-            self.rows.append(self._row("eager", out_name, n, "error", f"{type(e).__name__}: {str(e)[:300]}"))
+            self.rows.append(self._row("eager", out_name, n, "error", f"{error_text(e, 300)}"))
         self.tick(f"{self.act.id} {out_name} {n}")
 
     def _artifact(self, rt: Runtime, result: ExportResult, name: str) -> None:
@@ -735,7 +734,7 @@ class _ActivationBench:
                 self.report.provider_problems.append(f"{name}: {e}")
             return
         except Exception as e:  # noqa: BLE001
-            self._all_sizes(fmt, name, "error", f"load: {type(e).__name__}: {str(e)[:300]}")
+            self._all_sizes(fmt, name, "error", f"load: {error_text(e, 300)}")
             rt.close()
             return
         self._settings(name, rt)
@@ -746,7 +745,7 @@ class _ActivationBench:
                 except RuntimeUnavailable as e:
                     self.rows.append(self._row(fmt, name, n, "unavailable", str(e)))
                 except Exception as e:  # noqa: BLE001
-                    self.rows.append(self._row(fmt, name, n, "error", f"{type(e).__name__}: {str(e)[:300]}"))
+                    self.rows.append(self._row(fmt, name, n, "error", f"{error_text(e, 300)}"))
                 self.tick(f"{self.act.id} {name} {n}")
         finally:
             # NOTE: closing drops the session and its (spinning) thread pool before the next runtime is timed.

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from actexport.files import sha256
 from actexport.catalog import Activation, UsageError
 from actexport.exporters import ExportResult
+from actexport.files import error_text, sha256
 
 LAYOUT = "v1"
 ENTRY, ARTIFACT = "entry.json", "artifact"
@@ -165,7 +165,7 @@ class ExportCache:
             if got != expected:
                 return self._corrupt(entry_dir, f"artifact sha256 {got[:12]} != recorded {expected[:12]}")
         except (OSError, ValueError, KeyError, TypeError) as e:
-            return self._corrupt(entry_dir, f"unreadable ({type(e).__name__}: {e})")
+            return self._corrupt(entry_dir, f"unreadable ({error_text(e)})")
 
         def copy_checked(tmp: Path) -> None:
             shutil.copyfile(entry_dir / ARTIFACT, tmp)
@@ -178,7 +178,7 @@ class ExportCache:
         except (OSError, _Mismatch) as e:
             # NOTE: the entry was read and checked above: a failure here is the destination's (a file
             # where a folder should be, a full disk), and the entry stays for every other run.
-            return None, f"not used: cannot write {dest} ({type(e).__name__}: {e})"
+            return None, f"not used: cannot write {dest} ({error_text(e)})"
         return replace(result, path=dest, cache="hit", seconds=0.0), "hit"
 
     def _corrupt(self, entry_dir: Path, why: str) -> tuple[None, str]:
@@ -214,7 +214,7 @@ class ExportCache:
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
         except OSError as e:
-            return f"not stored: {type(e).__name__}: {e}"
+            return f"not stored: {error_text(e)}"
         return "stored"
 
 
@@ -238,6 +238,7 @@ class ExactCache:
     def key(act: Activation, x) -> str:
         import mpmath
         import numpy as np
+
         from actexport import oracle
         x = np.ascontiguousarray(x)
         h = hashlib.sha256(f"{act.id}|{act.oracle.params!r}|{act.oracle.limits!r}|{mpmath.__version__}|".encode())
@@ -260,6 +261,7 @@ class ExactCache:
     def put(self, k: str, y) -> None:
         """Stores `y`; a cache that cannot be written is skipped, never an error."""
         import io
+
         import numpy as np
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(y, dtype=np.float64), allow_pickle=False)

@@ -57,3 +57,9 @@ def root_cause(e: BaseException) -> str:
         e = e.__cause__
     lines = [ln.strip() for ln in re.sub(r"\x1b\[[0-9;]*m", "", str(e)).splitlines() if ln.strip()]
     return f"{type(e).__name__}: {lines[0] if lines else ''}"[:500]
+
+
+def error_text(e: BaseException, limit: int | None = None) -> str:
+    """"TypeName: message", the message cut at `limit` characters: how an error is named in one line."""
+    text = str(e)
+    return f"{type(e).__name__}: {text if limit is None else text[:limit]}"

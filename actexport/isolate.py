@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
+from actexport.files import error_text
+
 DEFAULT_TIMEOUT = 300.0  # seconds for one export or one cell
 MAX_TIMEOUT = 86400.0  # a day: a deadline must be a number the clock can reach
 # Imported once by the forkserver, inherited by every worker it forks.
@@ -216,6 +218,7 @@ def probe_plugins(names: list[str], timeout: float) -> None:
     segfault in a custom op library) would otherwise end this process silently."""
     import subprocess
     import sys
+
     from actexport.catalog import UsageError
     if not names:
         return
@@ -256,6 +259,7 @@ def _serve(conn, plugin_names: list[str], memory: int | None = None) -> None:
     """A worker's loop: run (fn, args), send ("ok", value) or ("raised", text); stop on None."""
     import queue
     import threading
+
     import torch
     _die_with_parent()
     _limit_memory(memory)
@@ -286,14 +290,14 @@ def _serve(conn, plugin_names: list[str], memory: int | None = None) -> None:
         try:
             reply = ("ok", fn(*args))
         except BaseException as e:  # noqa: BLE001  (reported as the task's outcome)
-            reply = ("raised", f"{type(e).__name__}: {str(e)[:500]}")
+            reply = ("raised", f"{error_text(e, 500)}")
         try:
             try:
                 conn.send(reply)
             except OSError:
                 raise
             except Exception as e:  # noqa: BLE001  (the value could not be pickled)
-                conn.send(("raised", f"{type(e).__name__}: {str(e)[:500]}"))
+                conn.send(("raised", f"{error_text(e, 500)}"))
         except OSError:  # the caller is gone (killed, say): nobody to answer, nothing to report
             return
 
@@ -520,7 +524,7 @@ class Inline:
         try:
             return [Outcome(task.tag, task.fn(*task.args), seconds=time.monotonic() - start)]
         except Exception as e:  # noqa: BLE001
-            return [Outcome(task.tag, failure=f"raised {type(e).__name__}: {str(e)[:500]}",
+            return [Outcome(task.tag, failure=f"raised {error_text(e, 500)}",
                             seconds=time.monotonic() - start)]
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from actexport.catalog import DTYPES, FORMATS, UsageError
+from actexport.files import error_text
 
 SCHEMA = 1
 MANIFEST = "manifest.json"
@@ -25,7 +26,7 @@ def read_manifest(dir: Path) -> dict:
         doc = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
         # NOTE: ValueError covers integers past Python's digit limit; RecursionError, deep nesting
-        raise UsageError(f"{str(path)!r} is not valid JSON ({type(e).__name__}: {str(e)[:120]})") from None
+        raise UsageError(f"{str(path)!r} is not valid JSON ({error_text(e, 120)})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("artifacts"), list):
         raise UsageError(f"{str(path)!r} is not an actexport manifest of schema {SCHEMA}")
     seen: set[tuple] = set()

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from actexport.catalog import Activation, Budget, UsageError
+from actexport.files import error_text
 
 MAX_DIMS, MAX_DIM, MAX_ELEMENTS = 8, 1 << 20, 10_000_000
 # NOTE: a model's intermediate values overflow float32 long before its input reaches 3.4e38, where the
@@ -42,7 +43,7 @@ def load_factory(spec: str):
     try:
         mod = importlib.import_module(module_name)
     except Exception as e:  # noqa: BLE001  (any import failure is the user's module's)
-        raise UsageError(f"--module {spec}: cannot import {module_name!r} ({type(e).__name__}: {e})") from None
+        raise UsageError(f"--module {spec}: cannot import {module_name!r} ({error_text(e)})") from None
     obj = mod
     for part in attr.split("."):
         if not hasattr(obj, part):
@@ -59,7 +60,7 @@ def build(spec: str) -> nn.Module:
     try:
         module = factory()
     except Exception as e:  # noqa: BLE001
-        raise UsageError(f"--module {spec}: the factory raised {type(e).__name__}: {str(e)[:200]}") from None
+        raise UsageError(f"--module {spec}: the factory raised {error_text(e, 200)}") from None
     if not isinstance(module, nn.Module):
         raise UsageError(f"--module {spec}: the factory returned {type(module).__name__}, not a torch.nn.Module")
     return module

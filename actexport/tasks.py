@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from actexport.files import error_text
+
 if TYPE_CHECKING:
     from actexport.catalog import Activation
     from actexport.exporters import ExportResult
@@ -106,7 +108,7 @@ def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: 
         return Ran([rt.infer(x) for x in inputs], device, rt.settings or {})
     except Exception as e:  # noqa: BLE001
         return NotRun("unavailable", "run",
-                      f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {type(e).__name__}: {e}")
+                      f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {error_text(e)}")
 
 
 def _outputs(run, inputs: list[np.ndarray], shapes: list[tuple] | None, name: str):
@@ -147,7 +149,7 @@ def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.nda
     except RuntimeUnavailable as e:
         return NotRun("unavailable", stage, str(e))
     except Exception as e:  # noqa: BLE001  (one broken cell must not stop the matrix)
-        return NotRun("error", stage, f"{type(e).__name__}: {str(e)[:300]}")
+        return NotRun("error", stage, f"{error_text(e, 300)}")
     finally:
         rt.close()
 
@@ -166,4 +168,4 @@ def optimisation(path: Path, inputs: list[np.ndarray], ort_threads: int | None, 
                 return NotRun("error", "run", wrong)
             return Ran(values, graph=graph)
     except Exception as e:  # noqa: BLE001  (a diagnostic: it never fails the cell)
-        return NotRun("error", "run", f"{type(e).__name__}: {str(e)[:300]}")
+        return NotRun("error", "run", f"{error_text(e, 300)}")

@@ -11,6 +11,7 @@ import torch
 
 from actexport.capture import quiet
 from actexport.exporters.torch_export import unavailable as format_unavailable
+from actexport.files import error_text
 from actexport.runtimes.pt2_text import Refused, check_program_json
 from actexport.runtimes.torch_common import TorchModuleRuntime
 
@@ -75,7 +76,7 @@ def archive_problem(path: Path) -> str | None:
     except Refused as e:
         return f"{path}: {e}; loading it would let torch evaluate that text: refused"
     except (zipfile.BadZipFile, OSError, ValueError, AttributeError, RecursionError) as e:
-        return f"{path} is not a valid .pt2 archive ({type(e).__name__}: {str(e)[:120]})"
+        return f"{path} is not a valid .pt2 archive ({error_text(e, 120)})"
     return None
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from actexport.capture import quiet
+from actexport.files import error_text
 from actexport.runtimes import ProviderMissing, Runtime, RuntimeUnavailable
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -81,13 +82,14 @@ def cuda_library_problem() -> str | None:
     """Why onnxruntime's CUDA provider library cannot be loaded in this process, naming what is
     missing; None when it loads (or when this is not Linux, where the check is not written)."""
     import platform
+
     import onnxruntime as ort
     if platform.system() != "Linux":
         return None
     try:
         return _cuda_library_problem(ort)
     except Exception as e:  # noqa: BLE001  (a diagnosis must never stop the run)
-        return f"could not check onnxruntime's CUDA provider library: {type(e).__name__}: {e}"
+        return f"could not check onnxruntime's CUDA provider library: {error_text(e)}"
 
 
 def _cuda_library_problem(ort) -> str | None:
@@ -111,7 +113,7 @@ def provider_library_problem(library: Path, shared: Path | None, preload: Callab
             try:
                 preload()
             except Exception as e:  # noqa: BLE001  (a diagnosis must not raise)
-                failed.append(f"{type(e).__name__}: {e}")
+                failed.append(f"{error_text(e)}")
         # It prints "Failed to load <path or soname>: <the loader's error>" for each library.
         failed += [Path(name).name for name in re.findall(r"Failed to load (\S+?): ", printed.text)]
     try:
@@ -266,6 +268,7 @@ class OrtRuntime(Runtime):
         file's author chose."""
         import onnx
         import onnxruntime as ort
+
         from actexport.runtimes.kernels import missing_kernels
         def loads(model: bytes) -> bool:
             try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 
+from actexport.files import error_text
+
 # sympy classes and torch.utils._sympy.functions that a printed shape expression may call.
 FUNCTIONS = frozenset({
     "Symbol", "Integer", "Rational", "Float", "Add", "Mul", "Pow", "Mod", "Max", "Min", "Abs", "floor", "ceiling",
@@ -206,7 +208,7 @@ def check_program_json(raw: bytes, name: str) -> None:
     try:
         program = json.loads(raw)
     except (ValueError, RecursionError) as e:  # NOTE: ValueError covers ints past Python's digit limit
-        raise Refused(f"{name} is not valid JSON ({type(e).__name__}: {str(e)[:100]})") from None
+        raise Refused(f"{name} is not valid JSON ({error_text(e, 100)})") from None
     stack = [program]
     while stack:  # NOTE: a loop, not recursion: a deeply nested document must not overflow the stack
         node = stack.pop()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from actexport.files import error_text
 from actexport.runtimes import Runtime, RuntimeUnavailable
 
 
@@ -35,7 +36,7 @@ class ReferenceRuntime(Runtime):
         try:
             self.evaluator = ReferenceEvaluator(model)
         except Exception as e:  # an op the reference implementation lacks
-            raise RuntimeUnavailable(f"onnx.reference cannot evaluate this graph: {type(e).__name__}: {e}") from e
+            raise RuntimeUnavailable(f"onnx.reference cannot evaluate this graph: {error_text(e)}") from e
         self.input_name = model.graph.input[0].name
         self.ran_on = "onnx.reference"
 

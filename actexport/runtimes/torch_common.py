@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from actexport.capture import quiet
-from actexport.files import root_cause
+from actexport.files import error_text, root_cause
 from actexport.inputs import to_numpy, to_torch
 from actexport.runtimes import Runtime
 
@@ -131,7 +131,7 @@ def out_variant(module: nn.Module, t: torch.Tensor) -> OutVariant:
 
         call()
     except Exception as e:  # noqa: BLE001
-        return OutVariant(None, str(op), f"n/a: {op} failed ({type(e).__name__}: {str(e)[:200]})")
+        return OutVariant(None, str(op), f"n/a: {op} failed ({error_text(e, 200)})")
     if not same_bits(out, expected):
         return OutVariant(None, str(op), f"n/a: {op} does not reproduce the module call bit for bit")
     return OutVariant(call, str(op))
