@@ -187,7 +187,7 @@ class ExportCache:
 
     def store(self, k: str, result: ExportResult) -> str:
         """Stores a fresh result; returns "stored", or why it was not (never raises)."""
-        if result.error and (result.details.get("environment") or result.error.split(":")[0] in _TRANSIENT):
+        if result.error and (result.environmental or result.error.split(":")[0] in _TRANSIENT):
             return "not stored: the failure came from the machine (files, memory, time), not the exporter"
         if not result.ok and not (result.error or result.unavailable):
             return "not stored: no result"

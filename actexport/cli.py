@@ -268,7 +268,7 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
         if r.ok:
             continue
         onnx = r.format == "onnx"
-        declared = r.error and r.details.get("stage") != "crash" and act.xfail(
+        declared = r.error and r.stage != "crash" and act.xfail(
             r.format, None, dtype, kind(r.exporter) if onnx else None, no_artifact=True,
             graphs=profile(r.exporter) if onnx else None)
         failed += bool(r.error) and not declared

@@ -412,11 +412,11 @@ class _ActivationRun:
         cell, result = slot.cell, slot.result
         if result.unavailable:
             cell.status, cell.stage, cell.reason = "unavailable", "export", result.unavailable
-            if result.details.get("stage") == "unlisted":
+            if result.stage == "unlisted":
                 cell.status, cell.stage = "skip", ""
             return None
         if not result.ok:
-            cell.stage, cell.log = result.details.get("stage", "export"), result.log[-4000:]
+            cell.stage, cell.log = result.stage, result.log[-4000:]
             # Only a declared "cannot be exported" excuses a missing artifact, and only when the
             # exporter (or the manifest) says none was produced, never a file that went missing.
             onnx = cell.format == "onnx"
@@ -563,7 +563,8 @@ def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
     return {"activation": act.id, "format": r.format, "dtype": dtype, "exporter": r.exporter, "opset": r.opset,
             "ok": r.ok, "error": r.error, "unavailable": r.unavailable, "seconds": round(r.seconds, 3),
             "cache": r.cache,
-            **({"log": r.log[-4000:]} if not r.ok and r.log else {}), **r.details}
+            **({"log": r.log[-4000:]} if not r.ok and r.log else {}), **r.details,
+            **({"stage": r.stage} if r.stage != "export" else {}), **({"environment": True} if r.environmental else {})}
 
 
 def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir: Path, manifest: dict,
@@ -575,26 +576,26 @@ def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir
     if not entries:
         what = f"{fmt} {dtype}" + (f" opset {opset}" if fmt == "onnx" else "")
         if listed_only:
-            return ExportResult(fmt, None, "", details={"stage": "unlisted"},
+            return ExportResult(fmt, None, "", stage="unlisted",
                                 unavailable=f"{dir}/manifest.json lists no {what} artifact for {act.id}: nothing to check")
-        return ExportResult(fmt, None, "", details={"stage": "export"},
+        return ExportResult(fmt, None, "", stage="export",
                             error=f"{dir}/manifest.json lists no {what} artifact for {act.id}")
     entry = entries[0]
     path = dir / entry["path"]
     if not path.is_file():
-        return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "missing"},
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage="missing",
                             error=f"{path} is listed in the manifest but missing")
     try:
         digest = art.sha256(path, seconds=timeout)
     except (TimeoutError, OSError) as e:
-        return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "integrity"}, error=str(e))
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity", error=str(e))
     if digest != entry["sha256"]:
         # NOTE: a changed file is an integrity failure (exit 1), not a missing artifact (exit 3).
-        return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "integrity"},
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity",
                             error=f"{path} changed since export: sha256 {digest[:12]} != manifest {entry['sha256'][:12]}")
     problem = art.onnx_problem(path) if fmt == "onnx" else None
     if problem:
-        return ExportResult(fmt, None, entry.get("exporter", ""), details={"stage": "integrity"}, error=problem)
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity", error=problem)
     return ExportResult(fmt, path, entry.get("exporter", ""), opset=entry.get("opset"),
                         details=entry.get("details", {}))
 

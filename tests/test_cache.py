@@ -192,5 +192,5 @@ def test_a_failure_of_the_machine_is_never_cached():
         raise RuntimeError("the exporter wrapped it") from OSError(28, "No space left on device")
 
     result = guarded("onnx", "x", full_disk)
-    assert result.details == {"environment": True}
+    assert result.environmental
     assert ec.ExportCache(Path("/nonexistent")).store("k" * 64, result).startswith("not stored: the failure came")

@@ -33,6 +33,10 @@ class ExportResult:
     outputs: tuple[dict, ...] = ()
     details: dict = field(default_factory=dict)
     cache: str = ""  # "hit", "stored", or why the export cache was not used (see cache.py)
+    # Where a missing artifact went missing: "export" (the exporter), "crash" (its process died or
+    # hung), and for a deployed folder "unlisted", "missing" or "integrity".
+    stage: str = "export"
+    environmental: bool = False  # the failure came from the machine (files, memory), never cached
 
     @property
     def ok(self) -> bool:
@@ -50,7 +54,7 @@ def guarded(format: str, exporter: str, fn: Callable[[], ExportResult]) -> Expor
         # NOTE: a file that cannot be written, memory or time running out says nothing about the
         # exporter: such a failure is marked so that the export cache never keeps it.
         result = ExportResult(format, None, exporter, error=root_cause(e),
-                              details={"environment": True} if _environmental(e) else {})
+                              environmental=_environmental(e))
     log = captured.text if captured is not None else ""
     return replace(result, seconds=time.perf_counter() - start, log=result.log or log)
 
