@@ -6,13 +6,34 @@ import json
 import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from actexport.files import atomic_write
 
 SCHEMA = 1
-STATUSES = ("pass", "fail", "xfail", "xpass", "error", "skip", "unavailable")
+
+
+class Status(str, Enum):
+    """What a cell came to. A member is its value wherever a string is (JSON, JUnit, f-strings)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    XFAIL = "xfail"
+    XPASS = "xpass"
+    ERROR = "error"
+    SKIP = "skip"
+    UNAVAILABLE = "unavailable"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+STATUSES = tuple(s.value for s in Status)
 
 # Exit codes, documented in the README.
 OK, FAILED, USAGE, NO_ARTIFACT, NO_PROVIDER = 0, 1, 2, 3, 4
@@ -44,7 +65,7 @@ class Cell:
     format: str
     runtime: str
     dtype: str
-    status: str
+    status: str  # a Status (its value, once read back from JSON)
     reason: str = ""
     exporter: str = ""
     stage: str = ""  # where an error or unavailability arose: export, load, run

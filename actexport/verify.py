@@ -29,7 +29,7 @@ from actexport.cache import ExactCache, module_digest
 from actexport.isolate import DEFAULT_TIMEOUT, warm_up
 from actexport.isolate import workers as workers_for
 from actexport.pool import Exports, Pipeline
-from actexport.report import Cell, Report
+from actexport.report import Cell, Report, Status
 from actexport.runtimes import DEVICES, for_format
 
 VERIFY_ORT_THREADS = 1
@@ -184,7 +184,7 @@ def _ran_nowhere(cells: list[Cell]) -> None:
     for group in groups.values():
         if all(c.status == "unavailable" and c.stage in ("load", "run") for c in group):
             for c in group:
-                c.status = "error"
+                c.status = Status.ERROR
                 c.reason = f"the artifact runs in no runtime here, so nothing verified it: {c.reason}"
 
 
@@ -295,7 +295,7 @@ class _ActivationRun:
                         lambda result, s=slots, f=fmt, o=opset: self._artifact_ready(result, s, f, o))
 
     def _new_cell(self, fmt: str, runtime: str, **kw) -> Cell:
-        cell = Cell(self.act.id, self.act.module_repr, fmt, runtime, self.dtype, status="pass", **kw)
+        cell = Cell(self.act.id, self.act.module_repr, fmt, runtime, self.dtype, status=Status.PASS, **kw)
         cell.ulp_budget, cell.atol = self.budget.ulp, self.budget.atol
         self.report.cells.append(cell)
         return cell
@@ -396,24 +396,24 @@ class _ActivationRun:
                 self.report.environment.setdefault("runtimes", {}).setdefault(cell.runtime, outcome.settings)
             wrong = next(((v.shape, e.shape) for v, e in zip(outcome.values, self.exact) if v.shape != e.shape), None)
             if wrong:  # NOTE: an artifact from elsewhere can return anything; this cell fails, not the run
-                cell.status, cell.stage = "error", "run"
+                cell.status, cell.stage = Status.ERROR, "run"
                 cell.reason = f"{cell.runtime} returned shape {list(wrong[0])} where the reference has {list(wrong[1])}"
                 return None
             return outcome.values
-        cell.status, cell.stage, cell.reason = outcome.status, outcome.stage, outcome.reason
+        cell.status, cell.stage, cell.reason = Status(outcome.status), outcome.stage, outcome.reason
         if (outcome.status == "unavailable" and outcome.stage == "provider" and slot.device != "cpu"
                 and self.options.providers_explicit and cell.format != "eager"):
             # NOTE: asked for by name, a provider that does not run is an error (exit 4), not n/a;
             # an artifact it has no kernel for (a dtype) stays n/a.
-            cell.status = "error"
+            cell.status = Status.ERROR
         return None
 
     def _artifact_cell(self, slot: _Slot, spec: _Outputs | None) -> _Outputs | None:
         cell, result = slot.cell, slot.result
         if result.unavailable:
-            cell.status, cell.stage, cell.reason = "unavailable", "export", result.unavailable
+            cell.status, cell.stage, cell.reason = Status.UNAVAILABLE, "export", result.unavailable
             if result.stage == "unlisted":
-                cell.status, cell.stage = "skip", ""
+                cell.status, cell.stage = Status.SKIP, ""
             return None
         if not result.ok:
             cell.stage, cell.log = result.stage, result.log[-4000:]
@@ -422,7 +422,7 @@ class _ActivationRun:
             onnx = cell.format == "onnx"
             xfail = self.act.xfail(cell.format, cell.runtime, self.dtype, onnx_kind(result.exporter) if onnx else None,
                                    no_artifact=True, graphs=onnx_profile(result.exporter) if onnx else None)
-            cell.status = "xfail" if xfail and cell.stage == "export" else "error"
+            cell.status = Status.XFAIL if xfail and cell.stage == "export" else Status.ERROR
             cell.reason = f"no artifact: {result.error}"
             if cell.status == "xfail":
                 cell.reason = f"{xfail.reason} [{cell.reason}]"
@@ -470,7 +470,7 @@ class _ActivationRun:
             detail += f"; {cell.torch_max_ulp} ULP from eager PyTorch"
         cell.normal_ulp, cell.zero_loss, cell.zero_for, cell.zero_at = c.normal_ulp, c.zero_loss, c.zero_for, c.zero_at
         if c.ok:
-            cell.status = "xpass" if xfail else "pass"
+            cell.status = Status.XPASS if xfail else Status.PASS
             if xfail:
                 cell.reason = f"declared deviation no longer happens ({xfail.reason}); remove the xfail"
             elif c.signed_zero_mismatch or cell.deviates:
@@ -478,9 +478,9 @@ class _ActivationRun:
             return True
         rest = self._beyond(values, xfail) if xfail else c
         if rest.ok:
-            cell.status, cell.reason = "xfail", f"{xfail.reason} [{detail}]"
+            cell.status, cell.reason = Status.XFAIL, f"{xfail.reason} [{detail}]"
         else:
-            cell.status, cell.reason = "fail", detail
+            cell.status, cell.reason = Status.FAIL, detail
             if xfail:
                 cell.reason += (f"; beyond the declared deviation ({xfail.bounds()}): {rest.describe()}; "
                                 f"declared: {xfail.reason}")
