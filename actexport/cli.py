@@ -189,12 +189,11 @@ def _sizes(value: str, flag: str) -> tuple[int, ...]:
 
 
 def _check_workers(args: argparse.Namespace) -> None:
-    from actexport.isolate import check_timeout, max_workers
+    from actexport.isolate import max_workers
     top = max_workers()
     if args.jobs is not None and not 1 <= args.jobs <= top:
         raise UsageError(f"invalid --jobs {args.jobs}: give a number of worker processes in 1..{top} "
                          "(each holds torch and onnxruntime, ~0.4 GB)")
-    check_timeout(args.timeout)
 
 
 def _cache(args: argparse.Namespace):
@@ -396,15 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"actexport: error: {e}", file=sys.stderr)
         return USAGE
-    from actexport.isolate import Terminated
+    from actexport.isolate import Terminated, report_stop
     try:
         return _main(args, out, err)
-    except KeyboardInterrupt:
-        print("actexport: interrupted (SIGINT); the run stopped there and is not a pass", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("actexport: terminated (SIGTERM); the run stopped there and is not a pass", file=sys.stderr)
-        return 143
+    except (KeyboardInterrupt, Terminated) as e:
+        return report_stop(e)
     except SystemExit as e:
         # NOTE: raised by code that is not actexport's (a factory, a module's forward, a plugin, or
         # `builtins:exit` given as the factory): only a finished run may exit 0.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from actexport.catalog import Budget
+from actexport.dtypes import finfo
 
 _UINT_OF = {2: np.uint16, 4: np.uint32, 8: np.uint64}
 
@@ -71,7 +72,6 @@ class Elements:
 
 def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elements:
     """Classifies every element of `actual` against `expected` (one shape, one dtype)."""
-    from actexport.dtypes import finfo
     actual, expected = np.asarray(actual), np.asarray(expected)
     if actual.shape != expected.shape:
         raise ValueError(f"shape {actual.shape} differs from the expected {expected.shape}")
@@ -80,8 +80,15 @@ def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elemen
     a, e = actual.reshape(-1), expected.reshape(-1)
     with np.errstate(invalid="ignore"):  # signalling NaNs set the invalid flag when widened
         a64, e64 = a.astype(np.float64), e.astype(np.float64)
-    if _same_bits(a, e):  # NOTE: half the comparisons of a run: no error anywhere
-        return _identical(a64, e64, a.dtype.name, budget)
+    smallest_normal = float(finfo(a.dtype.name).smallest_normal)
+    magnitude = np.abs(e64)
+    small = (np.ones(magnitude.shape, bool) if budget.absolute_everywhere
+             else magnitude < max(budget.atol, smallest_normal))
+    normal = np.isfinite(e64) & (magnitude >= smallest_normal)
+    if _same_bits(a, e):  # NOTE: half the comparisons of a run: no error anywhere, so the floor is `small`
+        none = np.zeros(e64.shape, bool)
+        return Elements(a64, e64, np.zeros(e64.shape, np.uint64), np.zeros(e64.shape), none, none, none, none,
+                        normal, small)
     a_nan, e_nan = np.isnan(a64), np.isnan(e64)
     nan_bad = a_nan != e_nan
     both_num = ~a_nan & ~e_nan
@@ -90,32 +97,13 @@ def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elemen
     with np.errstate(invalid="ignore", over="ignore"):
         abs_err = np.where(both_num & ~inf_bad & ~same, np.abs(a64 - e64), 0.0)
     ulp = np.where(both_num & ~inf_bad, ulp_distance(a, e), 0).astype(np.uint64)
-    smallest_normal = float(finfo(a.dtype.name).smallest_normal)
-    magnitude = np.abs(e64)
-    small = (np.ones(magnitude.shape, bool) if budget.absolute_everywhere
-             else magnitude < max(budget.atol, smallest_normal))
     floored = small & (abs_err <= budget.atol)
     over = both_num & ~inf_bad & (ulp > budget.ulp) & ~floored
-    normal = np.isfinite(e64) & (magnitude >= smallest_normal)
     return Elements(a64, e64, ulp, abs_err, nan_bad, inf_bad, over, over & (a64 == 0) & normal, normal, floored)
 
 
 def _same_bits(a: np.ndarray, e: np.ndarray) -> bool:
     return a.tobytes() == e.tobytes()
-
-
-def _identical(a64: np.ndarray, e64: np.ndarray, dtype: str, budget: Budget) -> Elements:
-    """classify()'s result for two outputs with the same bits: what differs is only which
-    elements are normal and which sit below the floor."""
-    from actexport.dtypes import finfo
-    smallest_normal = float(finfo(dtype).smallest_normal)
-    magnitude = np.abs(e64)
-    none = np.zeros(e64.shape, bool)
-    floored = (np.ones(e64.shape, bool) if budget.absolute_everywhere
-               else magnitude < max(budget.atol, smallest_normal))
-    normal = np.isfinite(e64) & (magnitude >= smallest_normal)
-    return Elements(a64, e64, np.zeros(e64.shape, np.uint64), np.zeros(e64.shape), none, none, none, none, normal,
-                    floored)
 
 
 @dataclass(frozen=True)
@@ -354,5 +342,4 @@ def across_devices(inputs: list[np.ndarray], base: list[np.ndarray], other: list
 
 
 def _is_subnormal(v: float, dtype: np.dtype) -> bool:
-    from actexport.dtypes import finfo
     return v != 0 and abs(v) < float(finfo(dtype.name).smallest_normal)

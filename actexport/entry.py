@@ -11,7 +11,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    from actexport.isolate import Terminated
+    from actexport.isolate import Terminated, report_stop
 
     try:
         if args[:1] and args[0] in ("verify", "export", "check") and "--in-process" not in args:
@@ -21,9 +21,5 @@ def main(argv: list[str] | None = None) -> int:
         from actexport.cli import main as cli_main
 
         return cli_main(argv)
-    except KeyboardInterrupt:  # NOTE: cli.main says the same for a signal during the run; this is one during imports
-        print("actexport: interrupted (SIGINT); the run stopped there and is not a pass", file=sys.stderr)
-        return 130
-    except Terminated:
-        print("actexport: terminated (SIGTERM); the run stopped there and is not a pass", file=sys.stderr)
-        return 143
+    except (KeyboardInterrupt, Terminated) as e:  # NOTE: during imports; cli.main handles one during the run
+        return report_stop(e)

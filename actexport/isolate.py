@@ -67,6 +67,15 @@ class Terminated(BaseException):
     """SIGTERM arrived (CI cancelled the job or ran out of time): unwind, close the workers, clean up."""
 
 
+def report_stop(e: BaseException) -> int:
+    """Says in one line that a signal stopped the run (KeyboardInterrupt or Terminated); its exit code."""
+    import sys
+
+    what, sig, code = ("terminated", "SIGTERM", 143) if isinstance(e, Terminated) else ("interrupted", "SIGINT", 130)
+    print(f"actexport: {what} ({sig}); the run stopped there and is not a pass", file=sys.stderr)
+    return code
+
+
 def begin_run() -> None:
     """Readies this process for a run with worker processes that leaves nothing behind, however it ends.
 

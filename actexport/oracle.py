@@ -16,6 +16,8 @@ from typing import Callable
 import mpmath
 import numpy as np
 
+from actexport.dtypes import np_dtype
+
 DIGITS = 40  # mpmath precision of the precise backend (float64 needs 17)
 
 
@@ -103,7 +105,6 @@ def _clip(x, lo, hi):
 
 def _round_param(p: float, dtype: np.dtype) -> float:
     """A module parameter as the module holds it in the dtype under test."""
-    from actexport.dtypes import np_dtype
     return float(np.asarray(p, dtype=np_dtype(dtype.name)).astype(np.float64))
 
 

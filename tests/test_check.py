@@ -155,15 +155,18 @@ def test_a_symlinked_artifact_is_refused(deployed, capsys, tmp_path):
     assert "a symbolic link: refused" in capsys.readouterr().err
 
 
-def test_an_artifact_with_the_wrong_output_shape_fails_its_cell_only(deployed, capsys):
-    rel = "relu/model.onnx"
-    graph = helper.make_graph([helper.make_node("ReduceMax", ["input"], ["output"], keepdims=0)], "g",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["d0", "d1"])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [])])
+def _replace_onnx(dir, rel, node, output_shape, opsets=()):
+    """Puts a one-node ONNX model at dir/rel (input `input` [d0, d1]) and relists it in the manifest."""
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["d0", "d1"])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, output_shape)])
     # IR version 10, as torch.onnx writes: newer onnx defaults to IR 14, which onnxruntime < 1.32 cannot read.
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10)
-    onnx.save(model, str(deployed / rel))
-    _relist(deployed, rel)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), *opsets], ir_version=10)
+    onnx.save(model, str(dir / rel))
+    _relist(dir, rel)
+
+
+def test_an_artifact_with_the_wrong_output_shape_fails_its_cell_only(deployed, capsys):
+    _replace_onnx(deployed, "relu/model.onnx", helper.make_node("ReduceMax", ["input"], ["output"], keepdims=0), [])
     assert main(["check", str(deployed), "--quiet"]) == 1
     out = capsys.readouterr().out
     for rt in ("onnx.reference", "ort:cpu"):
@@ -335,16 +338,10 @@ def test_every_listed_file_is_checked_by_some_cell():
 
 
 def test_an_onnx_file_that_runs_in_no_runtime_fails_the_check(deployed, capsys):
-    rel = "relu/model.onnx"
     # An op of a domain the file's author chose: onnx's checker accepts it, no runtime has it.
-    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["output"], domain="com.nowhere",
-                                                name="NOT_IMPLEMENTED")], "g",
-                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["d0", "d1"])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["d0", "d1"])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.nowhere", 1)],
-                              ir_version=10)
-    onnx.save(model, str(deployed / rel))
-    _relist(deployed, rel)
+    _replace_onnx(deployed, "relu/model.onnx",
+                  helper.make_node("Relu", ["input"], ["output"], domain="com.nowhere", name="NOT_IMPLEMENTED"),
+                  ["d0", "d1"], [helper.make_opsetid("com.nowhere", 1)])
     assert main(["check", str(deployed), "--quiet"]) == 1
     out = capsys.readouterr().out
     for rt in ("onnx.reference", "ort:cpu"):

@@ -10,7 +10,7 @@ import torch
 
 from actexport import catalog
 from actexport.artifacts import artifact_path, export_artifact
-from actexport.exporters import atomic_write, root_cause
+from actexport.files import atomic_write, root_cause
 from actexport.exporters import onnx as onnx_exporter
 from actexport.exporters import torchscript
 

@@ -18,20 +18,25 @@ def test_describe_exit_names_the_signal():
     assert describe_exit(3) == "exited with code 3"
 
 
-def test_workers_report_crash_hang_and_exception_and_carry_on():
-    workers = Workers(2)
+def _run(size: int, *batches: list[Task]) -> dict:
+    """Runs each batch of tasks to the end, one after the other, in `size` workers; outcomes by tag."""
+    workers = Workers(size)
+    outcomes = {}
     try:
-        for tag, fn, args in [("abort", os.abort, ()), ("sleep", time.sleep, (60,)), ("raise", int, ("x",)),
-                              ("ok", abs, (-3,))]:
-            workers.submit(Task(fn, args, tag, timeout=2))
-        outcomes = {}
-        while workers.busy:
-            outcomes.update((o.tag, o) for o in workers.poll())
-        workers.submit(Task(abs, (-4,), "after"))  # a fresh worker takes over
-        while workers.busy:
-            outcomes.update((o.tag, o) for o in workers.poll())
+        for batch in batches:
+            for task in batch:
+                workers.submit(task)
+            while workers.busy:
+                outcomes.update((o.tag, o) for o in workers.poll())
     finally:
         workers.close()
+    return outcomes
+
+
+def test_workers_report_crash_hang_and_exception_and_carry_on():
+    outcomes = _run(2, [Task(fn, args, tag, timeout=2) for tag, fn, args in [
+        ("abort", os.abort, ()), ("sleep", time.sleep, (60,)), ("raise", int, ("x",)), ("ok", abs, (-3,))]],
+        [Task(abs, (-4,), "after")])  # a fresh worker takes over
     assert outcomes["abort"].failure == "worker process killed by SIGABRT (signal 6)"
     assert outcomes["sleep"].failure == "timed out after 2 s (worker killed)"
     assert outcomes["raise"].failure.startswith("raised ValueError: invalid literal")
@@ -76,16 +81,8 @@ def test_an_export_that_times_out_is_an_error_never_a_declared_xfail(tmp_path, c
 
 def test_tasks_sent_ahead_to_a_worker_that_dies_run_again_elsewhere():
     # One worker: the tasks behind the crash and the hang were already in its pipe (isolate.DEPTH).
-    workers = Workers(1)
-    try:
-        for tag, fn, args in [("abort", os.abort, ()), ("after abort", abs, (-1,)), ("sleep", time.sleep, (60,)),
-                              ("after sleep", abs, (-2,))]:
-            workers.submit(Task(fn, args, tag, timeout=2))
-        outcomes = {}
-        while workers.busy:
-            outcomes.update((o.tag, o) for o in workers.poll())
-    finally:
-        workers.close()
+    outcomes = _run(1, [Task(fn, args, tag, timeout=2) for tag, fn, args in [
+        ("abort", os.abort, ()), ("after abort", abs, (-1,)), ("sleep", time.sleep, (60,)), ("after sleep", abs, (-2,))]])
     assert outcomes["abort"].failure == "worker process killed by SIGABRT (signal 6)"
     assert outcomes["sleep"].failure == "timed out after 2 s (worker killed)"
     assert (outcomes["after abort"].value, outcomes["after sleep"].value) == (1, 2)
@@ -185,14 +182,7 @@ def _cancel(env, tmp, sig, code, line):
 
 def test_a_worker_that_asks_for_too_much_memory_fails_its_task_only(monkeypatch):
     monkeypatch.setenv("ACTEXPORT_WORKER_MEMORY", "1.5")  # GiB: torch and onnxruntime take ~0.5 of it
-    workers = Workers(1)
-    try:
-        workers.submit(Task(crashing_ops.allocate, (3 << 30,), "big", timeout=60))  # fits this machine, not the limit
-        workers.submit(Task(abs, (-5,), "after", timeout=60))
-        outcomes = {}
-        while workers.busy:
-            outcomes.update((o.tag, o) for o in workers.poll())
-    finally:
-        workers.close()
+    outcomes = _run(1, [Task(crashing_ops.allocate, (3 << 30,), "big", timeout=60),  # fits this machine, not the limit
+                        Task(abs, (-5,), "after", timeout=60)])
     assert outcomes["big"].failure.startswith("raised MemoryError")
     assert outcomes["after"].value == 5

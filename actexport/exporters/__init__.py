@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from actexport.capture import quiet
-from actexport.files import atomic_write, root_cause  # noqa: F401  (the exporters use them through here)
+from actexport.files import root_cause
 
 FILENAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "pt2": "model.pt2"}
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from actexport.catalog import Activation, UsageError
-from actexport.exporters import ExportResult, atomic_write, dynamic_dims, guarded
+from actexport.exporters import ExportResult, dynamic_dims, guarded
+from actexport.files import atomic_write
 from actexport.inputs import example, torch_dtype
 
 EXPORTERS = ("dynamo", "legacy")

@@ -7,7 +7,8 @@ from pathlib import Path
 import torch
 
 from actexport.catalog import Activation
-from actexport.exporters import ExportResult, atomic_write, dynamic_dims, guarded, tensor_spec
+from actexport.exporters import ExportResult, dynamic_dims, guarded, tensor_spec
+from actexport.files import atomic_write
 from actexport.inputs import example, torch_dtype
 
 
