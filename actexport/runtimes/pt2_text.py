@@ -162,8 +162,10 @@ class _Parser:
         self.take(")")
         if name in _EXPONENT_CALLS:
             self.power()
-            if len(args) > 1 and args[1] is not None and abs(args[1]) > _MAX_EXPONENT:
-                raise Refused(f"{name} with an exponent above {_MAX_EXPONENT}")
+            # NOTE: a literal, not an expression: Pow(Integer(10), Mul(Integer(10), Integer(10**19))) is a
+            # small-looking exponent that sympy multiplies out, then raises 10 to.
+            if len(args) > 1 and (args[1] is None or abs(args[1]) > _MAX_EXPONENT):
+                raise Refused(f"{name} needs an integer literal exponent of at most {_MAX_EXPONENT}")
         return args[0] if name == "Integer" and len(args) == 1 else None
 
 
