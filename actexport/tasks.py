@@ -93,8 +93,9 @@ def export_one(act: Activation, format: str, dtype: str, path: Path, opset: int,
 
 
 def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: list[np.ndarray], act=None,
-          recipe: tuple | None = None):
-    """Eager PyTorch on every input (`act` given: this process already has the row)."""
+          recipe: tuple | None = None, shapes: list[tuple] | None = None):
+    """Eager PyTorch on every input (`act` given: this process already has the row), whose outputs must
+    have `shapes` when given."""
     from actexport.runtimes.eager import EagerRuntime
 
     act = act or _act(act_id, module_key, recipe)
@@ -105,7 +106,10 @@ def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: 
         reason = rt.unavailable()
         if reason:
             return NotRun("unavailable", "load", reason)
-        return Ran([rt.infer(x) for x in inputs], device, rt.settings or {})
+        values, wrong = _outputs(rt.infer, inputs, shapes, f"eager:{device}")
+        if wrong:
+            return NotRun("error", "run", wrong)
+        return Ran(values, device, rt.settings or {})
     except Exception as e:  # noqa: BLE001
         return NotRun("unavailable", "run",
                       f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {error_text(e)}")
