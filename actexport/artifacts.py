@@ -8,8 +8,9 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
-from actexport.catalog import FORMATS, Activation, UsageError
-from actexport.exporters import FILENAMES, ExportResult
+from actexport.catalog import Activation, UsageError
+from actexport.exporters import ExportResult
+from actexport.formats import FORMATS, format_of, takes_opset
 from actexport.files import atomic_write, error_text, sha256  # noqa: F401  (sha256: used by callers through here too)
 from actexport.manifest import MANIFEST, SCHEMA, linked_part, read_manifest  # noqa: F401  (callers' names)
 
@@ -33,8 +34,7 @@ def artifact_path(out_dir: Path, act: Activation, format: str, dtype: str, opset
     With several opsets, the first is model.onnx and each other one model.opset<N>.onnx.
     """
     base = out_dir / act.id if dtype == "float32" else out_dir / act.id / dtype
-    name = FILENAMES[format] if opset is None else f"model.opset{opset}.onnx"
-    return base / name
+    return base / format_of(format).file_for(opset)
 
 
 def export_artifact(act: Activation, format: str, dtype: str, out_dir: Path, opset: int, exporter: str,
@@ -43,7 +43,7 @@ def export_artifact(act: Activation, format: str, dtype: str, out_dir: Path, ops
     from actexport.tasks import export_one
     if format not in FORMATS:
         raise UsageError(f"unknown format {format!r}; valid: {', '.join(FORMATS)}")
-    path = artifact_path(out_dir, act, format, dtype, None if primary or format != "onnx" else opset)
+    path = artifact_path(out_dir, act, format, dtype, None if primary else opset)
     return export_one(act, format, dtype, path, opset, exporter)
 
 
@@ -55,8 +55,8 @@ def jobs(acts: tuple[Activation, ...], formats: tuple[str, ...], dtypes: tuple[s
     for act in acts:
         for dtype in dtypes:
             for fmt in formats:
-                for n, opset in enumerate(opsets if fmt == "onnx" else opsets[:1]):
-                    path = artifact_path(out_dir, act, fmt, dtype, None if n == 0 or fmt != "onnx" else opset)
+                for n, opset in enumerate(opsets if takes_opset(fmt) else opsets[:1]):
+                    path = artifact_path(out_dir, act, fmt, dtype, None if n == 0 else opset)
                     out.append(ExportJob(act, fmt, dtype, opset, exporter, path))
     return out
 
@@ -75,7 +75,7 @@ def entry(act: Activation, result: ExportResult, dtype: str, out_dir: Path) -> d
         "opset": result.opset,
         "exporter": result.exporter,
         **({"graphs": details.pop("graphs", "stock"), "translations": details.pop("translations", [])}
-           if result.format == "onnx" else {}),
+           if takes_opset(result.format) else {}),
         "inputs": list(result.inputs),
         "outputs": list(result.outputs),
         **({"details": details} if details else {}),

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 from actexport import artifacts as art
-from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
+from actexport.catalog import DTYPES, Activation, UsageError, select
+from actexport.formats import FORMATS, takes_opset
 from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset, split
 from actexport.files import atomic_write, error_text, root_cause
@@ -519,11 +520,12 @@ def _exported_up_front(acts, formats, dtype, tmp: Path, opset, exporters, cache,
     from actexport.pool import Exports
     todo = art.jobs(acts, formats, (dtype,), tmp, (opset,), exporters[0])
     for i, exporter in enumerate(exporters[1:], 1):  # ONNX only: the other formats have no exporter choice
-        todo += art.jobs(acts, ("onnx",) if "onnx" in formats else (), (dtype,), tmp / f"e{i}", (opset,), exporter)
+        todo += art.jobs(acts, tuple(f for f in formats if takes_opset(f)), (dtype,), tmp / f"e{i}", (opset,),
+                         exporter)
     with Exports(todo, cache, workers, timeout=timeout or DEFAULT_TIMEOUT, isolate=isolate) as exports:
-        done = {(j.act.id, j.format, j.exporter if j.format == "onnx" else None): exports.result(j) for j in todo}
+        done = {(j.act.id, j.format, j.exporter if takes_opset(j.format) else None): exports.result(j) for j in todo}
     # NOTE: leaving the with-block shut the worker processes down: none competes with the timing.
-    return lambda act, fmt, dtype, tmp, opset, exporter: done[(act.id, fmt, exporter if fmt == "onnx" else None)]
+    return lambda act, fmt, dtype, tmp, opset, exporter: done[(act.id, fmt, exporter if takes_opset(fmt) else None)]
 
 
 def _bench(acts, formats, providers, sizes, dtype, threads, opset, exporters, tick, export, rule, dram_bytes,
@@ -576,8 +578,10 @@ def _other_share(before, after, wall: float) -> float | None:
 def plan_size(ids: list[str] | None, formats: tuple[str, ...], providers: tuple[str, ...],
               sizes: tuple[int, ...]) -> int:
     """Number of progress steps bench() reports (floors, then one per row)."""
-    runtimes = 2 + len(formats)  # eager, eager.out, and one runtime per format
-    return len(providers) * len(sizes) * (1 + len(select(ids)) * runtimes)
+    acts = len(select(ids))
+    per_size = len(providers) * (1 + 2 * acts)  # a floor, eager and eager.out on each device
+    per_size += acts * sum(len(for_format(f, providers, reference=False)) for f in formats)
+    return len(sizes) * per_size
 
 
 def environment(formats, providers, sizes, dtype, threads, opset, exporter, rule, dram_bytes) -> dict:
@@ -631,13 +635,12 @@ class _ActivationBench:
         for device in self.providers:
             self._eager(device)
         for fmt in self.formats:
-            for i, exporter in enumerate(exporters if fmt == "onnx" else exporters[:1]):
+            for i, exporter in enumerate(exporters if takes_opset(fmt) else exporters[:1]):
                 result = export(self.act, fmt, exporter)
                 if fmt == "onnx" and result.ok and i == 0:
                     self.report.graphs[self.act.id] = self._graph(result)
-                for rt in for_format(fmt, self.providers, reference=False):
-                    if self.threads is not None and hasattr(rt, "intra_op_threads"):
-                        rt.intra_op_threads = self.threads  # NOTE: onnxruntime's knob; torch's is set globally
+                # NOTE: a runtime with a threads setting gets it here; torch's is set for the process
+                for rt in for_format(fmt, self.providers, reference=False, threads=self.threads):
                     # NOTE: the rows of a second ONNX exporter are named after its graph profile
                     # (ort+candidates:cpu), and are timed right after the first's, on the same inputs.
                     name = rt.name.replace(":", f"+{split(exporter)[1]}:", 1) if i else rt.name
@@ -783,7 +786,7 @@ def _validate(formats, providers, sizes, dtype, threads, opset, exporter) -> Non
         raise UsageError(f"sizes must be positive integers, got {list(sizes)!r}")
     if threads is not None and threads < 1:
         raise UsageError(f"threads must be >= 1, got {threads}")
-    if "onnx" in formats:
+    if any(takes_opset(f) for f in formats):
         check_opset(opset, exporter)
 
 

@@ -26,6 +26,7 @@ import torch
 from actexport.catalog import Activation, UsageError
 from actexport.exporters import ExportResult
 from actexport.files import error_text, sha256
+from actexport.formats import format_of, takes_opset
 
 LAYOUT = "v1"
 ENTRY, ARTIFACT = "entry.json", "artifact"
@@ -106,8 +107,8 @@ def key(act: Activation, format: str, dtype: str, opset: int | None, exporter: s
     """The content address of one export."""
     material = {
         "module": module_digest(act), "shape": list(act.shape), "static_dims": list(act.static_dims),
-        "format": format, "dtype": dtype, "opset": opset if format == "onnx" else None,
-        "exporter": exporter if format == "onnx" else None, "environment": _environment_digest(),
+        "format": format, "dtype": dtype, "opset": format_of(format).key_opset(opset),
+        "exporter": exporter if takes_opset(format) else None, "environment": _environment_digest(),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

@@ -14,7 +14,6 @@ from torch import nn
 from actexport import oracle as o
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
-FORMATS = ("onnx", "torchscript", "pt2")
 
 
 class UsageError(ValueError):

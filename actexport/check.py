@@ -11,6 +11,7 @@ from actexport.exporters.onnx import DEFAULT_EXPORTER
 from actexport.exporters.onnx import kind as onnx_kind
 from actexport.exporters.onnx import profile as onnx_profile
 from actexport.exporters.onnx import spec
+from actexport.formats import format_of
 from actexport.report import Report
 from actexport.verify import Options, verify
 
@@ -33,11 +34,11 @@ def extra_files(dir: Path, manifest: dict) -> list[str]:
 
 def unverified(dir: Path, manifest: dict, report: Report) -> list[str]:
     """Listed files that no cell hashed and loaded (whatever the entry's fields say, each must be)."""
-    seen = {(c.activation, c.format, c.dtype, c.opset if c.format == "onnx" else None)
+    seen = {(c.activation, c.format, c.dtype, format_of(c.format).key_opset(c.opset))
             for c in report.cells if c.status != "skip"}
     return [f"{dir / e['path']}: listed in {dir / art.MANIFEST} but no cell verified it"
             for e in manifest["artifacts"]
-            if (e["id"], e["format"], e["dtype"], e.get("opset") if e["format"] == "onnx" else None) not in seen]
+            if (e["id"], e["format"], e["dtype"], format_of(e["format"]).key_opset(e.get("opset"))) not in seen]
 
 
 def options_for(manifest: dict, **kw) -> Options:

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 from actexport import catalog
-from actexport.catalog import DTYPES, FORMATS, UsageError
+from actexport.catalog import DTYPES, UsageError
+from actexport.formats import FORMATS
 from actexport.isolate import DEFAULT_TIMEOUT
 from actexport.report import FAILED, NO_ARTIFACT, NO_PROVIDER, OK, USAGE
 

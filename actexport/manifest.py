@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from actexport.catalog import DTYPES, FORMATS, UsageError
+from actexport.catalog import DTYPES, UsageError
+from actexport.formats import FORMATS, format_of, takes_opset
 from actexport.files import error_text
 
 SCHEMA = 1
@@ -41,7 +42,7 @@ def read_manifest(dir: Path) -> dict:
         if e["dtype"] not in DTYPES:
             raise UsageError(f"{str(path)!r} lists an artifact of unknown dtype {e['dtype']!r}; valid: "
                              f"{', '.join(DTYPES)}")
-        if e["format"] == "onnx":
+        if takes_opset(e["format"]):  # the ONNX operator set
             top = _max_onnx_opset()
             opset = e.get("opset")
             if not (isinstance(opset, int) and not isinstance(opset, bool) and 1 <= opset <= top):
@@ -54,7 +55,7 @@ def read_manifest(dir: Path) -> dict:
         link = linked_part(dir, e["path"])
         if link:
             raise UsageError(f"{str(path)!r} lists {e['path']!r}: {link}")
-        key = (e["id"], e["format"], e["dtype"], e.get("opset") if e["format"] == "onnx" else None)
+        key = (e["id"], e["format"], e["dtype"], format_of(e["format"]).key_opset(e.get("opset")))
         if key in seen:
             raise UsageError(f"{str(path)!r} lists two {e['format']} {e['dtype']} artifacts for {e['id']!r}; "
                              "each may be listed once")

@@ -18,6 +18,7 @@ from actexport.isolate import workers as workers_for
 from actexport.catalog import Activation
 from actexport.exporters import ExportResult
 from actexport.files import atomic_write
+from actexport.formats import format_of
 
 
 @dataclass(frozen=True, eq=False)  # NOTE: compared by identity: each job is one entry of a run
@@ -30,13 +31,6 @@ class ExportJob:
     opset: int
     exporter: str
     path: Path
-
-
-def _label(job: ExportJob) -> str:
-    if job.format == "onnx":
-        from actexport.exporters.onnx import label
-        return label(job.exporter)
-    return {"torchscript": "torch.jit", "pt2": "torch.export"}[job.format]
 
 
 class Pipeline:
@@ -105,19 +99,17 @@ class Exports:
                 self.pipeline = Pipeline(workers_for(min(workers or default_workers(), len(self._misses)), isolate))
             self.pipeline.on("export", self._finished)
             for n, job in enumerate(self._misses):
-                # NOTE: TorchScript names a class variant by how many variants the process scripted
-                # before it (___torch_mangle_N): a process of its own keeps the bytes reproducible.
                 self.pipeline.submit("export", n, tasks.export, (job.act.id, self.keys[job], job.format, job.dtype,
                                                                   job.path, job.opset, job.exporter, job.act.recipe),
                                      timeout, 1,
-                                     fresh=job.format == "torchscript")
+                                     fresh=format_of(job.format).fresh_process)
 
     def _finished(self, outcome) -> None:
         job = self._misses[outcome.tag[1]]
         if outcome.failure:
             # NOTE: a crash or a hang is a result of this export, not of the run; never cached.
             # NOTE: stage "crash": no declaration ("cannot be exported") ever excuses it.
-            result = ExportResult(job.format, None, _label(job), error=f"export failed: {outcome.failure}",
+            result = ExportResult(job.format, None, format_of(job.format).label(job.exporter), error=f"export failed: {outcome.failure}",
                                   seconds=outcome.seconds, stage="crash")
             self._finish(job, result, "not stored: the export did not finish")
             return

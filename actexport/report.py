@@ -98,6 +98,7 @@ class Cell:
     torch_max_abs: float | None = None
     deviates: str = ""  # the side that deviates from exact: pytorch, export, runtime, both
     ran_on: str = ""  # what really ran: the onnxruntime provider from get_providers(), or the device
+    device: str = "cpu"  # the device asked for (a runtime without devices runs on CPU)
     artifact: str | None = None
     seconds: float = 0.0
     log: str = ""
@@ -196,7 +197,7 @@ class Report:
             table.add_column("activation")
             for fmt, opset, rt in columns:
                 table.add_column(f"{fmt}{'' if opset is None else '@' + str(opset)}\n{rt}", justify="center")
-            devices = list(dict.fromkeys(_device(c) for c in cells))
+            devices = list(dict.fromkeys(c.device for c in cells))
             for device in devices:  # one max ULP column per device, so CPU and CUDA read side by side
                 table.add_column("max ULP" if len(devices) == 1 else f"max ULP\n{device}", justify="right")
             table.caption = ("ULP figures count where the exact value is a normal number; '0 for v': a value v "
@@ -204,7 +205,7 @@ class Report:
             for act in dict.fromkeys(c.activation for c in cells):
                 row = [by_key.get((act, *col)) for col in columns]
                 # NOTE: "-" where nothing ran on the device: a 0 would read as perfect parity.
-                worst = [_figure([c for c in row if c and _device(c) == d]) for d in devices]
+                worst = [_figure([c for c in row if c and c.device == d]) for d in devices]
                 table.add_row(escape(act), *[_MARKS[c.status] if c else "" for c in row], *worst)
             console.print(table)
         for c in self.cells:
@@ -330,11 +331,6 @@ class Report:
 _MARKS = {"pass": "[green]ok[/]", "fail": "[bold red]FAIL[/]", "xfail": "[yellow]xfail[/]",
           "xpass": "[bold red]XPASS[/]", "error": "[bold red]ERROR[/]", "skip": "[dim]skip[/]",
           "unavailable": "[dim]n/a[/]"}
-
-
-def _device(cell: Cell) -> str:
-    """The device a cell ran on, from its runtime's name ("ort:cuda"); onnx.reference runs on CPU."""
-    return cell.runtime.rpartition(":")[2] if ":" in cell.runtime else "cpu"
 
 
 def _num(v: float | None) -> str:

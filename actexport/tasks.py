@@ -82,14 +82,8 @@ def export(act_id: str, key: str, format: str, dtype: str, path: Path, opset: in
 
 def export_one(act: Activation, format: str, dtype: str, path: Path, opset: int, exporter: str) -> ExportResult:
     """Exports one activation to one format at `path`; returns the result, never raises."""
-    if format == "onnx":
-        from actexport.exporters import onnx
-        return onnx.export(act, dtype, path, opset=opset, exporter=exporter)
-    if format == "torchscript":
-        from actexport.exporters import torchscript
-        return torchscript.export(act, dtype, path)
-    from actexport.exporters import torch_export
-    return torch_export.export(act, dtype, path)
+    from actexport.formats import format_of
+    return format_of(format).export(act, dtype, path, opset, exporter)
 
 
 def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: list[np.ndarray], act=None,
@@ -133,7 +127,7 @@ def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.nda
     must have `shapes`, when given)."""
     from actexport.runtimes import ProviderMissing, RuntimeUnavailable, for_format
 
-    (rt,) = [r for r in for_format(format, (device,), reference=True, ort_threads=ort_threads) if r.name == name]
+    (rt,) = [r for r in for_format(format, (device,), reference=True, threads=ort_threads) if r.name == name]
     reason = rt.provider_unavailable()
     if reason:  # the provider or device, not this artifact (exit 4 when asked for by name)
         return NotRun("unavailable", "provider", reason)

@@ -16,7 +16,8 @@ import numpy as np
 
 from actexport import artifacts as art
 from actexport import catalog
-from actexport.catalog import DTYPES, FORMATS, Activation, UsageError, select
+from actexport.catalog import DTYPES, Activation, UsageError, select
+from actexport.formats import FORMATS, format_of, takes_opset
 from actexport.compare import (Comparison, across_devices, badness, classify, compare, merge, semantics, ulp_distance,
                                values_differ)
 from actexport.exporters import ExportResult
@@ -62,7 +63,7 @@ class Options:
             bad = [v for v in values if v not in valid]
             if bad:
                 raise UsageError(f"unknown {what} {bad[0]!r}; valid: {', '.join(valid)}")
-        if "onnx" in self.formats:
+        if any(takes_opset(f) for f in self.formats):
             if not self.opsets:
                 raise UsageError("no opset given")
             for opset in self.opsets:
@@ -130,7 +131,7 @@ def verify(
                 # Every export of the run is planned up front, so the workers run ahead of verification.
                 todo = art.jobs(acts, options.formats, options.dtypes, Path(tmp), options.opsets, options.exporter)
                 exports = Exports(todo, cache, pipeline=pipeline, timeout=options.timeout)
-                by_cell = {(j.act.id, j.dtype, j.format, j.opset if j.format == "onnx" else None): j for j in todo}
+                by_cell = {(j.act.id, j.dtype, j.format, format_of(j.format).key_opset(j.opset)): j for j in todo}
 
                 def produce(act: Activation, dtype: str, fmt: str, opset: int | None, then=None):
                     job = by_cell[(act.id, dtype, fmt, opset)]
@@ -196,7 +197,7 @@ def _latency(acts, options: Options, produce, progress, broken: set[tuple[str, s
     def export(act: Activation, fmt: str, dtype: str, *_) -> ExportResult:
         if (act.id, fmt) in broken:
             return ExportResult(fmt, None, "", error="not timed: a cell of this artifact errored in verification")
-        return produce(act, dtype, fmt, opset if fmt == "onnx" else None)
+        return produce(act, dtype, fmt, format_of(fmt).key_opset(opset))
 
     return [bench([a.id for a in acts], options.formats, options.providers, options.latency, dtype, opset=opset,
                   exporter=options.exporter, progress=progress, export=export) for dtype in options.dtypes]
@@ -206,8 +207,8 @@ def plan_size(ids: list[str] | None, options: Options) -> int:
     """Number of progress steps verify() will report (one per artifact and per cell)."""
     per_dtype = len(options.providers)  # eager rows
     for fmt in options.formats:
-        opsets = len(options.opsets) if fmt == "onnx" else 1
-        runtimes = len(options.providers) + (1 if fmt == "onnx" and options.reference else 0)
+        opsets = len(options.opsets) if takes_opset(fmt) else 1
+        runtimes = len(for_format(fmt, options.providers, reference=options.reference))
         per_dtype += opsets * (1 + runtimes)
     return len(select(ids)) * len(options.dtypes) * per_dtype
 
@@ -245,6 +246,9 @@ class _Slot:
     device: str = "cpu"
     format: str = ""
     opset: int | None = None
+    family: str = ""  # the runtime's (runtimes.Runtime.family)
+    specification: bool = False  # the runtime is the format's specification (its outputs judge the export)
+    graph_analysis: bool = False  # artifact slot: the run that graph records compare with the unoptimised graph
     result: ExportResult | None = None  # the artifact (artifact and graph slots)
     outcome: tasks.Ran | tasks.NotRun | None = None  # what the task returned (a crash: NotRun)
     done: bool = False
@@ -281,16 +285,18 @@ class _ActivationRun:
         xs = [b.x for b in self.inputs]
         key = module_digest(self.act)
         for device in self.options.providers:
-            slot = self._slot("eager", self._new_cell("eager", f"eager:{device}"), device=device)
+            slot = self._slot("eager", self._new_cell("eager", f"eager:{device}", device=device), device=device,
+                              family="eager")
             self._submit(slot, tasks.eager, (self.act.id, key, self.dtype, device, xs, None, self.act.recipe,
                                              [e.shape for e in self.exact]))
         for fmt in self.options.formats:
-            for opset in self.options.opsets if fmt == "onnx" else (None,):
+            for opset in self.options.opsets if takes_opset(fmt) else (None,):
                 runtimes = for_format(fmt, self.options.providers, reference=self.options.reference,
-                                      ort_threads=VERIFY_ORT_THREADS)
-                slots = [self._slot("artifact", self._new_cell(fmt, rt.name), device=rt.device, format=fmt,
-                                    opset=opset) for rt in runtimes]
-                if fmt == "onnx" and "cpu" in self.options.providers:
+                                      threads=VERIFY_ORT_THREADS)
+                slots = [self._slot("artifact", self._new_cell(fmt, rt.name, device=rt.device), device=rt.device,
+                                    format=fmt, opset=opset, family=rt.family, specification=rt.specification,
+                                    graph_analysis=rt.graph_analysis and rt.device == "cpu") for rt in runtimes]
+                if any(s.graph_analysis for s in slots):
                     slots.append(self._slot("graph", format=fmt, opset=opset))
                 produce(self.act, self.dtype, fmt, opset,
                         lambda result, s=slots, f=fmt, o=opset: self._artifact_ready(result, s, f, o))
@@ -346,40 +352,43 @@ class _ActivationRun:
     # -- verdicts, in report order -------------------------------------------------------------
 
     def judge(self) -> None:
-        spec: dict[int | None, _Outputs | None] = {}
-        graph_slots: dict[int | None, _Slot] = {}
-        ran: dict[tuple[str, int | None, str], tuple[Cell, _Outputs]] = {}  # (format, opset, runtime): what ran
+        spec: dict[tuple[str, int | None], _Outputs | None] = {}  # the specification's outputs
+        graph_slots: dict[tuple[str, int | None], _Slot] = {}
+        # (format, opset, family, device): what ran
+        ran: dict[tuple[str, int | None, str, str], tuple[Cell, _Outputs]] = {}
+        analysed: dict[tuple[str, int | None], _Outputs] = {}  # the runs graph records compare with
         for slot in self.slots:
             if slot.kind == "eager":
                 values = self._cell_outcome(slot)
                 if values is not None:
                     self.eager[slot.device] = _Outputs(values, self._judge(slot.cell, values, None, None))
-                    ran[("eager", None, slot.cell.runtime)] = (slot.cell, self.eager[slot.device])
+                    ran[("eager", None, slot.family, slot.device)] = (slot.cell, self.eager[slot.device])
             elif slot.kind == "artifact":
-                outputs = self._artifact_cell(slot, spec.get(slot.opset))
-                if slot.cell.runtime == "onnx.reference":
-                    spec[slot.opset] = outputs
+                outputs = self._artifact_cell(slot, spec.get((slot.format, slot.opset)))
+                if slot.specification:
+                    spec[(slot.format, slot.opset)] = outputs
                 if outputs is not None:
-                    ran[(slot.format, slot.opset, slot.cell.runtime)] = (slot.cell, outputs)
+                    ran[(slot.format, slot.opset, slot.family, slot.device)] = (slot.cell, outputs)
+                    if slot.graph_analysis:
+                        analysed[(slot.format, slot.opset)] = outputs
             else:
-                graph_slots[slot.opset] = slot
+                graph_slots[(slot.format, slot.opset)] = slot
         self.report.devices += self._devices(ran)
-        ort_by_opset = {opset: out for (_, opset, runtime), (_, out) in ran.items() if runtime == "ort:cpu"}
         for fmt in self.options.formats:
-            for opset in self.options.opsets if fmt == "onnx" else (None,):
+            for opset in self.options.opsets if takes_opset(fmt) else (None,):
                 result = self.results[(fmt, opset)]
                 if self.record_exports:
                     self.report.exports.append(_export_record(self.act, self.dtype, result))
-                if fmt == "onnx":
-                    self._graph_record(result, opset, ort_by_opset, graph_slots.get(opset))
+                if takes_opset(fmt):
+                    by_opset = {o: out for (f, o), out in analysed.items() if f == fmt}
+                    self._graph_record(result, opset, by_opset, graph_slots.get((fmt, opset)))
 
-    def _devices(self, ran: dict[tuple[str, int | None, str], tuple[Cell, _Outputs]]) -> list[dict]:
+    def _devices(self, ran: dict[tuple[str, int | None, str, str], tuple[Cell, _Outputs]]) -> list[dict]:
         """Each runtime that ran on another device against the same runtime on CPU (same artifact)."""
         records = []
-        for (fmt, opset, runtime), (cell, outputs) in ran.items():
-            family, _, device = runtime.rpartition(":")
-            base = ran.get((fmt, opset, f"{family}:cpu"))
-            if device == "cpu" or not family or base is None:
+        for (fmt, opset, family, device), (cell, outputs) in ran.items():
+            base = ran.get((fmt, opset, family, "cpu"))
+            if device == "cpu" or base is None:
                 continue
             records.append({
                 "activation": self.act.id, "dtype": self.dtype, "format": fmt, "opset": opset, "runtime": family,
@@ -428,7 +437,7 @@ class _ActivationRun:
         if values is None:
             return None
         torch_ref = self.eager.get(slot.device) or self.eager.get("cpu")
-        ok = self._judge(cell, values, torch_ref=torch_ref, spec=spec if cell.runtime != "onnx.reference" else None)
+        ok = self._judge(cell, values, torch_ref=torch_ref, spec=None if slot.specification else spec)
         return _Outputs(values, ok)
 
     # -- judging -----------------------------------------------------------------------------
@@ -551,7 +560,7 @@ def _side(cell: Cell, ok: bool, torch_ref: _Outputs | None, agrees_with_torch: b
         return "" if torch_ok else "pytorch"  # the artifact is right where PyTorch is not
     if not torch_ok:
         return "pytorch" if agrees_with_torch else "both"
-    if cell.format == "onnx" and cell.runtime != "onnx.reference" and spec is not None:
+    if spec is not None:  # the format's specification ran the same artifact
         return "runtime" if spec.ok else "export"
     return "export"
 
@@ -568,10 +577,10 @@ def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir
                    listed_only: bool = False, timeout: float | None = None) -> ExportResult:
     """The artifact as deployed in `dir`, checked against its manifest entry (path and sha256)."""
     entries = [e for e in manifest["artifacts"] if e["id"] == act.id and e["format"] == fmt and e["dtype"] == dtype]
-    if fmt == "onnx":
+    if takes_opset(fmt):
         entries = [e for e in entries if e.get("opset") == opset]
     if not entries:
-        what = f"{fmt} {dtype}" + (f" opset {opset}" if fmt == "onnx" else "")
+        what = f"{fmt} {dtype}" + (f" opset {opset}" if takes_opset(fmt) else "")
         if listed_only:
             return ExportResult(fmt, None, "", stage="unlisted",
                                 unavailable=f"{dir}/manifest.json lists no {what} artifact for {act.id}: nothing to check")

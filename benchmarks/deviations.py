@@ -30,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from actexport.formats import FORMATS
 from actexport import catalog, tasks
 from actexport.compare import classify
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET
@@ -142,7 +143,7 @@ def _show(v: float) -> str:
 
 
 def cells(act, dtype: str, tmp: Path, shift: int | None, exporter: str = DEFAULT_EXPORTER,
-          opset: int = DEFAULT_OPSET, formats: tuple[str, ...] = catalog.FORMATS) -> list[dict]:
+          opset: int = DEFAULT_OPSET, formats: tuple[str, ...] = FORMATS) -> list[dict]:
     inputs = batteries(act, dtype)
     if shift and dtype == "float32" and act.oracle.elementwise:
         inputs.append(Battery("sample", _layout(act, sample(dtype, shift), np.ones(1, np_dtype(dtype)))))
@@ -156,7 +157,7 @@ def cells(act, dtype: str, tmp: Path, shift: int | None, exporter: str = DEFAULT
         result = export_one(act, fmt, dtype, tmp / act.id / dtype / fmt, opset, exporter)
         if not result.ok:
             continue
-        for rt in for_format(fmt, ("cpu",), reference=True, ort_threads=1):
+        for rt in for_format(fmt, ("cpu",), reference=True, threads=1):
             runs.append((fmt, rt.name, result.exporter, tasks.runtime(fmt, rt.name, "cpu", result.path, xs, 1)))
     for fmt, name, exporter, outcome in runs:
         if outcome[0] != "ok":
@@ -178,7 +179,7 @@ def main() -> int:
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--exporter", default=DEFAULT_EXPORTER, help="ONNX exporter spec, e.g. legacy, dynamo (stock graphs)")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    p.add_argument("--formats", default=",".join(catalog.FORMATS))
+    p.add_argument("--formats", default=",".join(FORMATS))
     args = p.parse_args()
     acts = catalog.select(args.ids.split(",") if args.ids else None)
     found = []

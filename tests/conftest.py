@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from actexport.formats import FORMATS
 from actexport import catalog
 from actexport.artifacts import export_all
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET
@@ -25,7 +26,7 @@ def _private_export_cache(tmp_path_factory):
 def exported(tmp_path_factory) -> Path:
     """The whole catalog in all three formats, float32, as `actexport export --all` writes it."""
     out = tmp_path_factory.mktemp("models")
-    export_all(catalog.CATALOG, catalog.FORMATS, ("float32",), out, (DEFAULT_OPSET,), DEFAULT_EXPORTER)
+    export_all(catalog.CATALOG, FORMATS, ("float32",), out, (DEFAULT_OPSET,), DEFAULT_EXPORTER)
     return out
 
 

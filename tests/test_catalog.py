@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from actexport.formats import FORMATS
 from actexport import catalog
 from actexport.catalog import CATALOG, EXCLUDED, UsageError, XFail
 from actexport.inputs import batteries
@@ -66,9 +67,9 @@ def test_select_keeps_catalog_order_and_dedups():
 
 
 def test_parse_list_rejects_unknown_items():
-    assert catalog.parse_list("onnx, pt2,onnx", catalog.FORMATS, "format") == ("onnx", "pt2")
+    assert catalog.parse_list("onnx, pt2,onnx", FORMATS, "format") == ("onnx", "pt2")
     with pytest.raises(UsageError, match="unknown format 'tflite'; valid: onnx, torchscript, pt2"):
-        catalog.parse_list("onnx,tflite", catalog.FORMATS, "format")
+        catalog.parse_list("onnx,tflite", FORMATS, "format")
 
 
 def test_xfail_scope():

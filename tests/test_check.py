@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from actexport.formats import FORMATS
 from actexport import catalog
 from actexport.artifacts import export_all, read_manifest, sha256
 from actexport.cli import main
@@ -113,7 +114,7 @@ def test_check_bad_input_is_one_line_exit_2(tmp_path, capsys, setup, message):
 def test_two_exports_of_the_catalog_are_byte_identical(exported, tmp_path):
     """Reproducible artifacts: the same catalog and versions give the same sha256, every format."""
     again = tmp_path / "again"
-    export_all(catalog.CATALOG, catalog.FORMATS, ("float32",), again, (DEFAULT_OPSET,), DEFAULT_EXPORTER,
+    export_all(catalog.CATALOG, FORMATS, ("float32",), again, (DEFAULT_OPSET,), DEFAULT_EXPORTER,
                cache=None)
     first = {e["path"]: e["sha256"] for e in read_manifest(exported)["artifacts"]}
     second = {e["path"]: e["sha256"] for e in read_manifest(again)["artifacts"]}

@@ -25,7 +25,7 @@ def test_parity_table_counts_cells_per_dtype_and_runtime_and_names_disagreeing_p
             "device": "cuda", "budget_ulp": 1,
             **across_devices([x], [cpu], [np.array([0.0, 1.0], np.float32)], Budget(1, 0.0), "cuda")}
     same = {**pair, "activation": "relu", **across_devices([x], [cpu], [cpu], Budget(1, 0.0), "cuda")}
-    cells = [Cell("gelu", "GELU()", "onnx", "ort:cuda", "float16", "fail"),
+    cells = [Cell("gelu", "GELU()", "onnx", "ort:cuda", "float16", "fail", device="cuda"),
              Cell("gelu", "GELU()", "onnx", "ort:cpu", "float16", "pass"),
              Cell("relu", "ReLU()", "onnx", "ort:cpu", "float16", "pass")]
     lines = gpu_check.parity_lines(Report(cells=cells, devices=[pair, same]).to_dict())

@@ -51,7 +51,7 @@ def test_each_device_has_its_max_ulp_column_and_a_dash_where_nothing_ran():
     from rich.console import Console
 
     cells = [Cell("relu", "ReLU()", "onnx", "ort:cpu", "float32", "pass", max_ulp=2),
-             Cell("relu", "ReLU()", "onnx", "ort:cuda", "float32", "unavailable", reason="no card")]
+             Cell("relu", "ReLU()", "onnx", "ort:cuda", "float32", "unavailable", reason="no card", device="cuda")]
     out = io.StringIO()
     Report(cells=cells).render(Console(file=out, width=200))
     text = out.getvalue()

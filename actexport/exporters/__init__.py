@@ -10,8 +10,6 @@ from typing import Callable
 from actexport.capture import quiet
 from actexport.files import root_cause
 
-FILENAMES = {"onnx": "model.onnx", "torchscript": "model.torchscript.pt", "pt2": "model.pt2"}
-
 
 @dataclass(frozen=True)
 class ExportResult:

@@ -18,10 +18,15 @@ def unavailable() -> str | None:
     return None
 
 
+def label(exporter: str = "") -> str:
+    """How results name this exporter when it produced nothing (formats.py)."""
+    return "torch.export"
+
+
 def export(act: Activation, dtype: str, path: Path) -> ExportResult:
     reason = unavailable()
     if reason:
-        return ExportResult("pt2", None, "torch.export", unavailable=reason)
+        return ExportResult("pt2", None, label(), unavailable=reason)
 
     def run() -> ExportResult:
         module = act.module().to(torch_dtype(dtype))
@@ -35,4 +40,4 @@ def export(act: Activation, dtype: str, path: Path) -> ExportResult:
         return ExportResult("pt2", path, "torch.export.export", inputs=(tensor_spec("input", x, dims),),
                             outputs=(tensor_spec("output", y, dims),))
 
-    return guarded("pt2", "torch.export", run)
+    return guarded("pt2", label(), run)

@@ -18,10 +18,15 @@ def unavailable() -> str | None:
     return None
 
 
+def label(exporter: str = "") -> str:
+    """How results name this exporter when it produced nothing (formats.py)."""
+    return "torch.jit"
+
+
 def export(act: Activation, dtype: str, path: Path) -> ExportResult:
     reason = unavailable()
     if reason:
-        return ExportResult("torchscript", None, "torch.jit", unavailable=reason)
+        return ExportResult("torchscript", None, label(), unavailable=reason)
 
     def run() -> ExportResult:
         module = act.module().to(torch_dtype(dtype))
@@ -38,5 +43,5 @@ def export(act: Activation, dtype: str, path: Path) -> ExportResult:
         return ExportResult("torchscript", path, how, inputs=(tensor_spec("input", x, dims),),
                             outputs=(tensor_spec("output", y, dims),), details=details)
 
-    return guarded("torchscript", "torch.jit", run)
+    return guarded("torchscript", label(), run)
 

@@ -1,7 +1,15 @@
-"""Runtimes: load an artifact, run it, close it. `unavailable()` says why one cannot run here."""
+"""Runtimes: load an artifact, run it, close it. `unavailable()` says why one cannot run here.
+
+RUNTIMES lists every runtime class as "module:Class", imported when a cell needs it. A class says
+which format it runs, on which devices, and whether it is the format's specification (a second
+opinion that decides whether the export or a runtime is at fault). A new runtime is one module and
+one line here, or, from outside the package, `register()` called by a plugin ($ACTEXPORT_PLUGINS),
+so that worker processes know it too.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,16 +32,32 @@ class Runtime:
     """Three small hooks behind `infer()`: `load(path)`, `run(x)`, `close()`.
 
     Attributes:
-        name: shown in reports, e.g. "ort:cpu" or "torchscript:cpu".
-        format: the artifact format it runs.
-        device: "cpu" or "cuda".
+        family: what reports call it; a cell's runtime is "family:device" ("ort:cuda"), or the
+            family alone for a runtime without devices.
+        format: the artifact format it runs (formats.py).
+        devices: the devices (of DEVICES) it can run on; () when it has no device to choose.
+        specification: it evaluates the format as its specification defines it; it runs once, on
+            CPU, and its outputs say whether the export or another runtime deviates.
+        device: the device this instance runs on.
     """
 
-    name = ""
+    family = ""
     format = ""
+    devices: tuple[str, ...] = DEVICES
+    specification = False
+    graph_analysis = False  # ONNX on onnxruntime: verify also records what graph optimisation changed
     device = "cpu"
     ran_on = ""  # set by load(): what really runs (a provider, a device)
     settings: dict | None = None  # set by load(): what it runs with (provider options, device name), for the report
+
+    @classmethod
+    def on(cls, device: str, threads: int | None = None) -> Runtime:
+        """An instance for `device`; `threads`: intra-op threads where the runtime has a setting."""
+        return cls(device) if cls.devices else cls()
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}:{self.device}" if self.devices else self.family
 
     def unavailable(self) -> str | None:
         """None when this runtime can run here, else the reason it cannot."""
@@ -76,19 +100,51 @@ class Runtime:
         self.close()
 
 
+RUNTIMES: list[str] = [
+    "actexport.runtimes.reference:ReferenceRuntime",
+    "actexport.runtimes.onnxrt:OrtRuntime",
+    "actexport.runtimes.torchscript:TorchScriptRuntime",
+    "actexport.runtimes.exported:ExportedRuntime",
+]
+
+
+def _load(target: str) -> type[Runtime]:
+    module, _, name = target.partition(":")
+    cls = getattr(importlib.import_module(module), name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Runtime)):
+        raise TypeError(f"{target} is not a Runtime class")
+    return cls
+
+
+def register(target: str) -> None:
+    """Adds a runtime class, "package.module:Class", after the built-in ones (once)."""
+    from actexport.formats import FORMATS
+    cls = _load(target)
+    if cls.format not in FORMATS:
+        raise ValueError(f"{target} runs format {cls.format!r}; valid: {', '.join(FORMATS)}")
+    unknown = [d for d in cls.devices if d not in DEVICES]
+    if not cls.family or unknown:
+        raise ValueError(f"{target} needs a family and devices among {', '.join(DEVICES)} (got "
+                         f"{cls.family!r}, {cls.devices!r})")
+    taken = {c.family for c in map(_load, RUNTIMES) if c is not cls}
+    if cls.family in taken or cls.family == "eager":
+        raise ValueError(f"{target}: a runtime called {cls.family!r} exists already")
+    if target not in RUNTIMES:
+        RUNTIMES.append(target)
+
+
 def for_format(format: str, providers: tuple[str, ...], reference: bool = True,
-               ort_threads: int | None = None) -> list[Runtime]:
-    """The runtimes that run one artifact format: one per provider (device), and for ONNX the
-    specification's reference evaluator first (its verdict is needed to judge onnxruntime).
-    `ort_threads` sets onnxruntime's intra-op threads (None: its default, one per core)."""
-    if format == "onnx":
-        from actexport.runtimes.onnxrt import OrtRuntime
-        from actexport.runtimes.reference import ReferenceRuntime
-        return ([ReferenceRuntime()] if reference else []) + [OrtRuntime(p, intra_op_threads=ort_threads) for p in providers]
-    if format == "torchscript":
-        from actexport.runtimes.torchscript import TorchScriptRuntime
-        return [TorchScriptRuntime(p) for p in providers]
-    if format == "pt2":
-        from actexport.runtimes.exported import ExportedRuntime
-        return [ExportedRuntime(p) for p in providers]
-    raise ValueError(f"no runtime for format {format!r}")
+               threads: int | None = None) -> list[Runtime]:
+    """The runtimes that run one artifact format, in RUNTIMES order: one per device asked for that
+    the runtime has, and the format's specification (once, when `reference`). `threads` sets
+    intra-op threads where a runtime has the setting (None: its default, one per core)."""
+    out: list[Runtime] = []
+    for cls in map(_load, RUNTIMES):
+        if cls.format != format:
+            continue
+        if cls.specification or not cls.devices:
+            if reference or not cls.specification:
+                out.append(cls.on("cpu", threads))
+            continue
+        out += [cls.on(device, threads) for device in providers if device in cls.devices]
+    return out

@@ -8,9 +8,9 @@ from actexport.runtimes.torch_common import TorchModuleRuntime
 
 
 class EagerRuntime(TorchModuleRuntime):
+    family = "eager"  # not in RUNTIMES: it runs the module itself, not an artifact
     format = "eager"
 
     def __init__(self, act: Activation, dtype: str, device: str = "cpu") -> None:
         super().__init__(device)
-        self.name = f"eager:{device}"
         self.module = act.module().to(device=device, dtype=torch_dtype(dtype))

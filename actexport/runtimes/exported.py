@@ -81,11 +81,8 @@ def archive_problem(path: Path) -> str | None:
 
 
 class ExportedRuntime(TorchModuleRuntime):
+    family = "pt2"
     format = "pt2"
-
-    def __init__(self, device: str = "cpu") -> None:
-        super().__init__(device)
-        self.name = f"pt2:{device}"
 
     def unavailable(self) -> str | None:
         return format_unavailable() or super().unavailable()

@@ -183,18 +183,23 @@ class OrtRuntime(Runtime):
         optimization: graph optimisation level, see `session_options`; None keeps the default.
     """
 
+    family = "ort"
     format = "onnx"
+    graph_analysis = True  # verify compares its CPU run with the same graph unoptimised (tasks.optimisation)
 
     def __init__(self, provider: str = "cpu", provider_options: dict | None = None,
                  intra_op_threads: int | None = None, optimization: str | None = None) -> None:
         self.device = provider
-        self.name = f"ort:{provider}"
         self.provider = PROVIDERS[provider]
         self.provider_options = provider_options or {}
         self.intra_op_threads = intra_op_threads
         self.optimization = optimization
         self.session = None
         self.session_options_info: dict = {}
+
+    @classmethod
+    def on(cls, device: str, threads: int | None = None) -> OrtRuntime:
+        return cls(device, intra_op_threads=threads)
 
     def provider_unavailable(self) -> str | None:
         try:

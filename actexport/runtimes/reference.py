@@ -16,8 +16,10 @@ from actexport.runtimes import Runtime, RuntimeUnavailable
 
 
 class ReferenceRuntime(Runtime):
-    name = "onnx.reference"
+    family = "onnx.reference"
     format = "onnx"
+    devices = ()  # numpy, on CPU
+    specification = True
 
     def __init__(self) -> None:
         self.evaluator = None

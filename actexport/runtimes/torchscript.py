@@ -12,11 +12,8 @@ from actexport.runtimes.torch_common import TorchModuleRuntime
 
 
 class TorchScriptRuntime(TorchModuleRuntime):
+    family = "torchscript"
     format = "torchscript"
-
-    def __init__(self, device: str = "cpu") -> None:
-        super().__init__(device)
-        self.name = f"torchscript:{device}"
 
     def unavailable(self) -> str | None:
         return format_unavailable() or super().unavailable()
