@@ -262,15 +262,13 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
     with _progress(err, len(acts) * len(formats) * len(dtypes)) as tick:
         results = export_all(acts, formats, dtypes, args.out, opsets, args.exporter, progress=tick,
                              cache=cache, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout)
-    from actexport.exporters.onnx import kind, profile
+    from actexport.judge import Subject, declaration
     failed = 0
     for act, dtype, r in results:
         if r.ok:
             continue
-        onnx = r.format == "onnx"
-        declared = r.error and r.stage != "crash" and act.xfail(
-            r.format, None, dtype, kind(r.exporter) if onnx else None, no_artifact=True,
-            graphs=profile(r.exporter) if onnx else None)
+        declared = r.error and r.stage == "export" and declaration(act, Subject(r.format, None, dtype, r.exporter),
+                                                                   no_artifact=True)
         failed += bool(r.error) and not declared
         status = "unavailable" if r.unavailable else ("xfail (declared)" if declared else "error")
         detail = f"{declared.reason} [{r.error}]" if declared else (r.unavailable or r.error)

@@ -109,8 +109,8 @@ class Exports:
         if outcome.failure:
             # NOTE: a crash or a hang is a result of this export, not of the run; never cached.
             # NOTE: stage "crash": no declaration ("cannot be exported") ever excuses it.
-            result = ExportResult(job.format, None, format_of(job.format).label(job.exporter), error=f"export failed: {outcome.failure}",
-                                  seconds=outcome.seconds, stage="crash")
+            result = ExportResult(job.format, None, format_of(job.format).label(job.exporter),
+                                  error=f"export failed: {outcome.failure}", seconds=outcome.seconds, stage="crash")
             self._finish(job, result, "not stored: the export did not finish")
             return
         if isinstance(outcome.value, tasks.Elsewhere):

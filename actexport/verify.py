@@ -18,13 +18,11 @@ from actexport import artifacts as art
 from actexport import catalog
 from actexport.catalog import DTYPES, Activation, UsageError, select
 from actexport.formats import FORMATS, format_of, takes_opset
-from actexport.compare import (Comparison, across_devices, badness, classify, compare, merge, semantics, ulp_distance,
-                               values_differ)
+from actexport.compare import across_devices, compare, merge, ulp_distance, values_differ
 from actexport.exporters import ExportResult
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset
-from actexport.exporters.onnx import kind as onnx_kind
-from actexport.exporters.onnx import profile as onnx_profile
 from actexport.inputs import Battery, batteries
+from actexport.judge import Outputs, Subject, Verdict, declaration, judge
 from actexport import tasks
 from actexport.cache import ExactCache, module_digest
 from actexport.isolate import DEFAULT_TIMEOUT, warm_up
@@ -230,14 +228,6 @@ def environment(options: Options) -> dict:
 
 
 @dataclass
-class _Outputs:
-    """One runtime's outputs on every battery, and its verdict against the exact reference."""
-
-    values: list[np.ndarray]
-    ok: bool
-
-
-@dataclass
 class _Slot:
     """One piece of work of an activation run and, once it is back, its outcome."""
 
@@ -270,7 +260,7 @@ class _ActivationRun:
             self.exact = [(exact_cache.exact(act, b.x) if exact_cache else act.oracle(b.x)).astype(b.x.dtype)
                           for b in self.inputs]
         self.budget = act.budget(dtype)
-        self.eager: dict[str, _Outputs] = {}  # by device
+        self.eager: dict[str, Outputs] = {}  # by device
         self.slots: list[_Slot] = []
         self.results: dict[tuple[str, int | None], ExportResult] = {}
 
@@ -286,7 +276,7 @@ class _ActivationRun:
         key = module_digest(self.act)
         for device in self.options.providers:
             slot = self._slot("eager", self._new_cell("eager", f"eager:{device}", device=device), device=device,
-                              family="eager")
+                              format="eager", family="eager")
             self._submit(slot, tasks.eager, (self.act.id, key, self.dtype, device, xs, None, self.act.recipe,
                                              [e.shape for e in self.exact]))
         for fmt in self.options.formats:
@@ -352,16 +342,16 @@ class _ActivationRun:
     # -- verdicts, in report order -------------------------------------------------------------
 
     def judge(self) -> None:
-        spec: dict[tuple[str, int | None], _Outputs | None] = {}  # the specification's outputs
+        spec: dict[tuple[str, int | None], Outputs | None] = {}  # the specification's outputs
         graph_slots: dict[tuple[str, int | None], _Slot] = {}
         # (format, opset, family, device): what ran
-        ran: dict[tuple[str, int | None, str, str], tuple[Cell, _Outputs]] = {}
-        analysed: dict[tuple[str, int | None], _Outputs] = {}  # the runs graph records compare with
+        ran: dict[tuple[str, int | None, str, str], tuple[Cell, Outputs]] = {}
+        analysed: dict[tuple[str, int | None], Outputs] = {}  # the runs graph records compare with
         for slot in self.slots:
             if slot.kind == "eager":
                 values = self._cell_outcome(slot)
                 if values is not None:
-                    self.eager[slot.device] = _Outputs(values, self._judge(slot.cell, values, None, None))
+                    self.eager[slot.device] = Outputs(values, self._judge(slot, values, None, None))
                     ran[("eager", None, slot.family, slot.device)] = (slot.cell, self.eager[slot.device])
             elif slot.kind == "artifact":
                 outputs = self._artifact_cell(slot, spec.get((slot.format, slot.opset)))
@@ -383,7 +373,7 @@ class _ActivationRun:
                     by_opset = {o: out for (f, o), out in analysed.items() if f == fmt}
                     self._graph_record(result, opset, by_opset, graph_slots.get((fmt, opset)))
 
-    def _devices(self, ran: dict[tuple[str, int | None, str, str], tuple[Cell, _Outputs]]) -> list[dict]:
+    def _devices(self, ran: dict[tuple[str, int | None, str, str], tuple[Cell, Outputs]]) -> list[dict]:
         """Each runtime that ran on another device against the same runtime on CPU (same artifact)."""
         records = []
         for (fmt, opset, family, device), (cell, outputs) in ran.items():
@@ -414,7 +404,7 @@ class _ActivationRun:
             cell.status = Status.ERROR
         return None
 
-    def _artifact_cell(self, slot: _Slot, spec: _Outputs | None) -> _Outputs | None:
+    def _artifact_cell(self, slot: _Slot, spec: Outputs | None) -> Outputs | None:
         cell, result = slot.cell, slot.result
         if result.unavailable:
             cell.status, cell.stage, cell.reason = Status.UNAVAILABLE, "export", result.unavailable
@@ -425,9 +415,7 @@ class _ActivationRun:
             cell.stage, cell.log = result.stage, result.log[-4000:]
             # Only a declared "cannot be exported" excuses a missing artifact, and only when the
             # exporter (or the manifest) says none was produced, never a file that went missing.
-            onnx = cell.format == "onnx"
-            xfail = self.act.xfail(cell.format, cell.runtime, self.dtype, onnx_kind(result.exporter) if onnx else None,
-                                   no_artifact=True, graphs=onnx_profile(result.exporter) if onnx else None)
+            xfail = declaration(self.act, self._subject(slot, result.exporter), no_artifact=True)
             cell.status = Status.XFAIL if xfail and cell.stage == "export" else Status.ERROR
             cell.reason = f"no artifact: {result.error}"
             if cell.status == "xfail":
@@ -437,71 +425,18 @@ class _ActivationRun:
         if values is None:
             return None
         torch_ref = self.eager.get(slot.device) or self.eager.get("cpu")
-        ok = self._judge(cell, values, torch_ref=torch_ref, spec=None if slot.specification else spec)
-        return _Outputs(values, ok)
+        ok = self._judge(slot, values, torch_ref=torch_ref, spec=None if slot.specification else spec)
+        return Outputs(values, ok)
 
-    # -- judging -----------------------------------------------------------------------------
+    def _subject(self, slot: _Slot, exporter: str) -> Subject:
+        return Subject(slot.format, slot.cell.runtime, self.dtype, exporter, slot.specification)
 
-    def _judge(self, cell: Cell, values: list[np.ndarray], torch_ref: _Outputs | None, spec: _Outputs | None) -> bool:
-        """Fills the cell's metrics, verdict and status; returns whether it is within budget of exact."""
-        vs_exact = [compare(v, e, b.x, self.budget) for v, e, b in zip(values, self.exact, self.inputs)]
-        c = merge(vs_exact)
-        k = vs_exact.index(max(vs_exact, key=badness))
-        cell.worst_battery = self.inputs[k].name
-        cell.max_abs, cell.max_ulp, cell.over_abs = c.max_abs, c.max_ulp, c.over_abs
-        cell.worst_input, cell.worst_expected, cell.worst_actual = c.worst_input, c.worst_expected, c.worst_actual
-        cell.nan_mismatch, cell.inf_mismatch = c.nan_mismatch, c.inf_mismatch
-        cell.signed_zero_mismatch, cell.elements = c.signed_zero_mismatch, c.n
-        edges = next(i for i, b in enumerate(self.inputs) if b.name == "edges")
-        cell.special = semantics(self.inputs[edges].x, values[edges], self.exact[edges])
-
-        agrees_with_torch = None
-        if torch_ref is not None:
-            vs_torch = merge([compare(v, t, b.x, self.budget) for v, t, b in zip(values, torch_ref.values, self.inputs)])
-            cell.torch_max_ulp, cell.torch_max_abs = vs_torch.max_ulp, vs_torch.max_abs
-            agrees_with_torch = vs_torch.ok
-            if c.worst_index is not None:
-                cell.worst_torch = float(torch_ref.values[k].astype(np.float64).reshape(-1)[c.worst_index])
-        if spec is not None and c.worst_index is not None:
-            cell.worst_spec = float(spec.values[k].astype(np.float64).reshape(-1)[c.worst_index])
-        cell.deviates = _side(cell, c.ok, torch_ref, agrees_with_torch, spec)
-
-        onnx = cell.format == "onnx"
-        xfail = self.act.xfail(cell.format, cell.runtime, cell.dtype, onnx_kind(cell.exporter) if onnx else None,
-                               graphs=onnx_profile(cell.exporter) if onnx else None)
-        detail = f"vs exact ({cell.worst_battery} inputs): {c.describe()}"
-        if cell.deviates:
-            detail += f"; deviating side: {cell.deviates}"
-        if torch_ref is not None and not agrees_with_torch:
-            detail += f"; {cell.torch_max_ulp} ULP from eager PyTorch"
-        cell.normal_ulp, cell.zero_loss, cell.zero_for, cell.zero_at = c.normal_ulp, c.zero_loss, c.zero_for, c.zero_at
-        if c.ok:
-            cell.status = Status.XPASS if xfail else Status.PASS
-            if xfail:
-                cell.reason = f"declared deviation no longer happens ({xfail.reason}); remove the xfail"
-            elif c.signed_zero_mismatch or cell.deviates:
-                cell.reason = detail
-            return True
-        rest = self._beyond(values, xfail) if xfail else c
-        if rest.ok:
-            cell.status, cell.reason = Status.XFAIL, f"{xfail.reason} [{detail}]"
-        else:
-            cell.status, cell.reason = Status.FAIL, detail
-            if xfail:
-                cell.reason += (f"; beyond the declared deviation ({xfail.bounds()}): {rest.describe()}; "
-                                f"declared: {xfail.reason}")
-        return False
-
-    def _beyond(self, values: list[np.ndarray], xfail) -> Comparison:
-        """What is left over budget once the declaration's excused elements are set aside."""
-        parts = []
-        for v, e, b in zip(values, self.exact, self.inputs):
-            el = classify(v, e, self.budget)
-            # NOTE: located in the declarations' terms (x - max for softmax rows, GLU's gate b)
-            xr = self.act.region_x(b.x)
-            excused = xfail.excuses(xr, el.over, el.nan_bad | el.inf_bad, el.ulp, el.abs_err)
-            parts.append(compare(v, e, xr, self.budget, only=~excused, elements=el))
-        return merge(parts)
+    def _judge(self, slot: _Slot, values: list[np.ndarray], torch_ref: Outputs | None, spec: Outputs | None) -> bool:
+        """Judges the slot's cell (judge.py) and records the verdict in it; whether it is within budget."""
+        verdict = judge(self.act, self._subject(slot, slot.cell.exporter), self.inputs, self.exact, values,
+                        torch_ref, spec)
+        _record(slot.cell, verdict)
+        return verdict.ok
 
     def _graph_record(self, result: ExportResult, opset: int | None, ort_by_opset: dict,
                       graph: _Slot | None) -> None:
@@ -517,7 +452,7 @@ class _ActivationRun:
             record.update(self._optimisation(graph.outcome, ort_by_opset[opset]))
         self.report.graphs.append(record)
 
-    def _optimisation(self, outcome: tasks.Ran | tasks.NotRun, optimised: _Outputs) -> dict:
+    def _optimisation(self, outcome: tasks.Ran | tasks.NotRun, optimised: Outputs) -> dict:
         """What onnxruntime's graph optimisation did to the graph, and to the numbers.
 
         ort:cpu runs the optimised graph (ORT_ENABLE_ALL, onnxruntime's default); the graph task ran
@@ -550,19 +485,18 @@ def _receive(outcome) -> None:
     run.receive(slot, outcome)
 
 
-def _side(cell: Cell, ok: bool, torch_ref: _Outputs | None, agrees_with_torch: bool | None,
-          spec: _Outputs | None) -> str:
-    """Which side deviates from the exact result: pytorch, export, runtime or both ("" if none)."""
-    if cell.format == "eager":
-        return "" if ok else "pytorch"
-    torch_ok = torch_ref.ok if torch_ref is not None else True
-    if ok:
-        return "" if torch_ok else "pytorch"  # the artifact is right where PyTorch is not
-    if not torch_ok:
-        return "pytorch" if agrees_with_torch else "both"
-    if spec is not None:  # the format's specification ran the same artifact
-        return "runtime" if spec.ok else "export"
-    return "export"
+def _record(cell: Cell, v: Verdict) -> None:
+    c = v.vs_exact
+    cell.status, cell.reason, cell.deviates = v.status, v.reason, v.deviates
+    cell.worst_battery, cell.special = v.worst_battery, v.special
+    cell.max_abs, cell.max_ulp, cell.over_abs = c.max_abs, c.max_ulp, c.over_abs
+    cell.worst_input, cell.worst_expected, cell.worst_actual = c.worst_input, c.worst_expected, c.worst_actual
+    cell.nan_mismatch, cell.inf_mismatch = c.nan_mismatch, c.inf_mismatch
+    cell.signed_zero_mismatch, cell.elements = c.signed_zero_mismatch, c.n
+    cell.normal_ulp, cell.zero_loss, cell.zero_for, cell.zero_at = c.normal_ulp, c.zero_loss, c.zero_for, c.zero_at
+    if v.vs_torch is not None:
+        cell.torch_max_ulp, cell.torch_max_abs = v.vs_torch.max_ulp, v.vs_torch.max_abs
+    cell.worst_torch, cell.worst_spec = v.worst_torch, v.worst_spec
 
 
 def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
