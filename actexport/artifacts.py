@@ -194,3 +194,36 @@ def _check_writable(out_dir: Path) -> None:
         raise UsageError(f"output directory {str(out_dir)!r} is not a directory ({str(probe)!r} is a file)")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"output directory {str(out_dir)!r} cannot be written ({str(probe)!r} is not writable)")
+
+
+def deployed(act: Activation, fmt: str, dtype: str, opset: int | None, dir: Path, manifest: dict,
+             listed_only: bool = False, timeout: float | None = None) -> ExportResult:
+    """The artifact as deployed in `dir`, checked against its manifest entry (path and sha256)."""
+    entries = [e for e in manifest["artifacts"] if e["id"] == act.id and e["format"] == fmt and e["dtype"] == dtype]
+    if takes_opset(fmt):
+        entries = [e for e in entries if e.get("opset") == opset]
+    if not entries:
+        what = f"{fmt} {dtype}" + (f" opset {opset}" if takes_opset(fmt) else "")
+        if listed_only:
+            return ExportResult(fmt, None, "", stage="unlisted",
+                                unavailable=f"{dir}/manifest.json lists no {what} artifact for {act.id}: nothing to check")
+        return ExportResult(fmt, None, "", stage="export",
+                            error=f"{dir}/manifest.json lists no {what} artifact for {act.id}")
+    entry = entries[0]
+    path = dir / entry["path"]
+    if not path.is_file():
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage="missing",
+                            error=f"{path} is listed in the manifest but missing")
+    try:
+        digest = sha256(path, seconds=timeout)
+    except (TimeoutError, OSError) as e:
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity", error=str(e))
+    if digest != entry["sha256"]:
+        # NOTE: a changed file is an integrity failure (exit 1), not a missing artifact (exit 3).
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity",
+                            error=f"{path} changed since export: sha256 {digest[:12]} != manifest {entry['sha256'][:12]}")
+    problem = onnx_problem(path) if fmt == "onnx" else None  # NOTE: parsed in this process, before any runtime
+    if problem:
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity", error=problem)
+    return ExportResult(fmt, path, entry.get("exporter", ""), opset=entry.get("opset"),
+                        details=entry.get("details", {}))

@@ -45,7 +45,7 @@ def default_root() -> Path:
 
 
 def _environment_digest() -> str:
-    from actexport.isolate import plugins
+    from actexport.lifecycle import plugins
     return _environment_digest_for(tuple(plugins()))
 
 

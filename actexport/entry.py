@@ -11,13 +11,15 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    from actexport.isolate import Terminated, report_stop
+    from actexport.lifecycle import Terminated, report_stop
 
     try:
         if args[:1] and args[0] in ("verify", "export", "check") and "--in-process" not in args:
-            from actexport.isolate import begin_run
+            from actexport.isolate import warm_up
+            from actexport.lifecycle import begin_run
 
             begin_run()
+            warm_up()  # the forkserver imports torch while this process does
         from actexport.cli import main as cli_main
 
         return cli_main(argv)

@@ -5,6 +5,14 @@ from __future__ import annotations
 import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from actexport.compare import compare, merge, ulp_distance, values_differ
+
+if TYPE_CHECKING:
+    from actexport.catalog import Budget
 
 
 # NOTE: the level onnxruntime applies by default, so the optimised graph is the one that is timed.
@@ -67,3 +75,28 @@ def describe(record: dict) -> str:
     if "exported" not in record:
         return record.get("error", "no graph")
     return f"{side(record['exported'])} -> {side(record['optimized'])}"
+
+
+def optimisation(graph: dict, plain: list[np.ndarray], optimised: list[np.ndarray], exact: list[np.ndarray],
+                 xs: list[np.ndarray], budget: Budget) -> dict:
+    """What onnxruntime's graph optimisation did to the graph (analyse()), and to the numbers.
+
+    `optimised`: the outputs of the graph onnxruntime runs by default (ORT_ENABLE_ALL); `plain`: the
+    same graph's outputs unoptimised (ORT_DISABLE_ALL), on the same inputs `xs`; both are judged
+    against `exact`.
+    """
+    vs_exact = [merge([compare(v, e, x, budget) for v, e, x in zip(vals, exact, xs)]) for vals in (plain, optimised)]
+    between = [ulp_distance(a, b) for a, b in zip(plain, optimised)]
+    differ = sum(values_differ(a, b) for a, b in zip(plain, optimised))
+    return {
+        "optimised_nodes": graph["optimized"]["nodes"], "optimised_op_types": graph["optimized"]["op_types"],
+        "ort_specific": graph["ort_specific"],
+        "optimisation": {
+            "graph": describe(graph),
+            "rewritten": graph["exported"] != {k: graph["optimized"][k] for k in ("nodes", "op_types")},
+            "numbers": differ,
+            "max_ulp_between": int(max((int(np.max(d, initial=0)) for d in between), default=0)),
+            "unoptimised_max_ulp_vs_exact": vs_exact[0].max_ulp, "optimised_max_ulp_vs_exact": vs_exact[1].max_ulp,
+            "unoptimised_within_budget": vs_exact[0].ok, "optimised_within_budget": vs_exact[1].ok,
+        },
+    }

@@ -20,12 +20,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-PREFIX = ".actexport-"  # staging folders beside DIR; the forkserver of a run removes its own (isolate.py)
+PREFIX = ".actexport-"  # staging folders beside DIR; the forkserver of a run removes its own (lifecycle.py)
 
 
 def staging_dir(out_dir: Path) -> Path:
     """A fresh hidden folder beside `out_dir`, removed when the run ends however it ends."""
-    from actexport.isolate import remove_at_exit
+    from actexport.lifecycle import remove_at_exit
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{out_dir.name}-", dir=out_dir.parent))
     remove_at_exit(path)

@@ -9,7 +9,8 @@ import time
 import pytest
 
 import crashing_ops
-from actexport.isolate import Task, Workers, describe_exit
+from actexport.isolate import Task, Workers
+from actexport.lifecycle import describe_exit
 from actexport.verify import Options, verify
 
 

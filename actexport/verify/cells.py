@@ -1,230 +1,27 @@
-"""Orchestration only: builds the matrix activation x format x runtime x dtype and fills a Report.
-
-Every cell is judged against the exact reference (the oracle, rounded once to the dtype); its
-distance to eager PyTorch is reported beside it, and eager PyTorch itself is a row of the matrix.
-"""
+"""The cells of one activation in one dtype: planned as tasks, received in any order, judged in order."""
 
 from __future__ import annotations
 
-import tempfile
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from actexport import artifacts as art
-from actexport import catalog
-from actexport.catalog import DTYPES, Activation, UsageError, select
-from actexport.formats import FORMATS, format_of, takes_opset
-from actexport.compare import across_devices, compare, merge, ulp_distance, values_differ
-from actexport.exporters import ExportResult
-from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opset
-from actexport.inputs import Battery, batteries
-from actexport.judge import Outputs, Subject, Verdict, declaration, judge
 from actexport import tasks
 from actexport.cache import ExactCache, module_digest
-from actexport.isolate import DEFAULT_TIMEOUT, warm_up
-from actexport.isolate import workers as workers_for
-from actexport.pool import Exports, Pipeline
+from actexport.catalog import Activation
+from actexport.compare import across_devices, ulp_distance
+from actexport.exporters import ExportResult
+from actexport.formats import takes_opset
+from actexport.graphs import optimisation
+from actexport.inputs import Battery, batteries
+from actexport.judge import Outputs, Subject, Verdict, declaration, judge
+from actexport.pool import Pipeline
 from actexport.report import Cell, Report, Status
-from actexport.runtimes import DEVICES, for_format
+from actexport.runtimes import for_format
+from actexport.verify.options import VERIFY_ORT_THREADS, Options
 
-VERIFY_ORT_THREADS = 1
 Progress = Callable[[str], None]
-
-
-class ProviderUnavailable(RuntimeError):
-    """A provider the user asked for explicitly cannot run here (exit code 4)."""
-
-
-@dataclass(frozen=True)
-class Options:
-    formats: tuple[str, ...] = FORMATS
-    providers: tuple[str, ...] = ("cpu",)
-    dtypes: tuple[str, ...] = ("float32",)
-    opsets: tuple[int, ...] = (DEFAULT_OPSET,)
-    exporter: str = DEFAULT_EXPORTER
-    providers_explicit: bool = False
-    reference: bool = True  # run onnx.reference on every ONNX artifact (the third vote)
-    latency: tuple[int, ...] = ()  # sizes to time every artifact at, as `bench` does (none: no timing)
-    isolate: bool = True  # run exports and cells in worker processes (a crash or hang fails one cell)
-    listed_only: bool = False  # with artifacts_dir: combinations the manifest does not list are skipped
-    timeout: float = DEFAULT_TIMEOUT  # seconds one export or one cell may take
-
-    def validate(self) -> None:
-        for what, values, valid in (("format", self.formats, FORMATS), ("provider", self.providers, DEVICES),
-                                    ("dtype", self.dtypes, DTYPES)):
-            if not values:
-                raise UsageError(f"no {what} given; valid: {', '.join(valid)}")
-            bad = [v for v in values if v not in valid]
-            if bad:
-                raise UsageError(f"unknown {what} {bad[0]!r}; valid: {', '.join(valid)}")
-        if any(takes_opset(f) for f in self.formats):
-            if not self.opsets:
-                raise UsageError("no opset given")
-            for opset in self.opsets:
-                check_opset(opset, self.exporter)
-
-
-def check_providers(options: Options) -> None:
-    """Raises ProviderUnavailable when an explicitly requested provider cannot run a format asked for."""
-    if not options.providers_explicit:
-        return
-    for fmt in options.formats:
-        for rt in for_format(fmt, options.providers, reference=False):
-            reason = rt.provider_unavailable()
-            if reason and rt.device != "cpu":
-                raise ProviderUnavailable(f"--providers {rt.device}: {rt.name} is not available: {reason}")
-
-
-def verify(
-    ids: list[str] | None = None,
-    options: Options = Options(),
-    artifacts_dir: Path | None = None,
-    progress: Progress | None = None,
-    cache=None,
-    workers: int | None = None,
-) -> Report:
-    """Runs the whole matrix; one failing cell never stops the others.
-
-    Args:
-        ids: activation ids; all of the catalog when empty (or, with artifacts_dir, all in it).
-        options: formats, providers, dtypes, opsets and exporter.
-        artifacts_dir: verify the artifacts in this directory, as deployed, instead of exporting.
-        progress: called with a short label after each step.
-        cache: an ExportCache (cache.py) to reuse verified exports from; None exports everything.
-        workers: processes exporting in parallel (default: one per core).
-    """
-    options.validate()
-    acts = select(ids)
-    manifest = None
-    if artifacts_dir is not None:
-        manifest = art.read_manifest(Path(artifacts_dir))
-        listed = {e["id"] for e in manifest["artifacts"]}
-        unknown = sorted(listed - {a.id for a in catalog.CATALOG})
-        if unknown:
-            raise UsageError(f"{artifacts_dir}/manifest.json lists activation(s) not in the catalog: "
-                             f"{', '.join(unknown)} (for your own module, pass the same --module and --input-shape); "
-                             f"known: {', '.join(a.id for a in catalog.CATALOG)}")
-        if not ids:
-            acts = tuple(a for a in acts if a.id in listed)
-        if not acts:
-            raise UsageError(f"nothing to verify: {artifacts_dir}/manifest.json lists no artifact")
-    check_providers(options)
-
-    start = time.perf_counter()
-    report = Report(environment=environment(options))
-    tick = progress or (lambda label: None)
-    if options.isolate:
-        warm_up()  # the forkserver imports torch and onnxruntime while the oracles are computed
-    with tempfile.TemporaryDirectory(prefix="actexport-") as tmp:
-        pipeline = Pipeline(workers_for(workers, options.isolate))
-        try:
-            exact = ExactCache(cache.root) if cache is not None else None
-            runs = [_ActivationRun(act, dtype, options, report, tick, exact) for act in acts for dtype in options.dtypes]
-            produce = None
-            if artifacts_dir is None:
-                # Every export of the run is planned up front, so the workers run ahead of verification.
-                todo = art.jobs(acts, options.formats, options.dtypes, Path(tmp), options.opsets, options.exporter)
-                exports = Exports(todo, cache, pipeline=pipeline, timeout=options.timeout)
-                by_cell = {(j.act.id, j.dtype, j.format, format_of(j.format).key_opset(j.opset)): j for j in todo}
-
-                def produce(act: Activation, dtype: str, fmt: str, opset: int | None, then=None):
-                    job = by_cell[(act.id, dtype, fmt, opset)]
-                    if then is None:
-                        return exports.result(job)
-                    exports.when_done(job, then)
-                    return None
-            else:
-                def produce(act: Activation, dtype: str, fmt: str, opset: int | None, then=None):
-                    result = _from_manifest(act, fmt, dtype, opset, Path(artifacts_dir), manifest,
-                                            options.listed_only, options.timeout)
-                    return result if then is None else then(result)
-
-            for run in runs:
-                run.plan(pipeline, produce, record_exports=artifacts_dir is None)
-            judged = iter(runs)
-            nxt = [next(judged, None)]
-
-            def all_judged() -> bool:
-                # NOTE: runs are judged in plan order, so the report's exports and graphs keep it.
-                while nxt[0] is not None and nxt[0].complete:
-                    nxt[0].judge()
-                    nxt[0] = next(judged, None)
-                return nxt[0] is None
-
-            pipeline.drive(all_judged)
-        finally:
-            pipeline.close()  # NOTE: the workers are gone before anything is timed
-        if artifacts_dir is not None:
-            _ran_nowhere(report.cells)
-        if options.latency:
-            # NOTE: timing runs in this process: an artifact whose cell crashed, hung or errored is
-            # not loaded again here.
-            broken = {(c.activation, c.format) for c in report.cells if c.status == "error"}
-            report.latency = _latency(acts, options, produce, progress, broken)
-    report.wall_seconds = time.perf_counter() - start
-    return report
-
-
-def _ran_nowhere(cells: list[Cell]) -> None:
-    """A deployed artifact that no runtime here could load or run is an error in each of its cells.
-
-    Each cell alone may honestly be n/a (no kernel for an op on this provider), but a file from
-    elsewhere that runs nowhere was verified by nobody: an unknown op in a domain of the author's
-    choosing would otherwise pass `check`.
-    """
-    groups: dict[tuple, list[Cell]] = {}
-    for c in cells:
-        if c.format != "eager":
-            groups.setdefault((c.activation, c.format, c.dtype, c.opset), []).append(c)
-    for group in groups.values():
-        if all(c.status == "unavailable" and c.stage in ("load", "run") for c in group):
-            for c in group:
-                c.status = Status.ERROR
-                c.reason = f"the artifact runs in no runtime here, so nothing verified it: {c.reason}"
-
-
-def _latency(acts, options: Options, produce, progress, broken: set[tuple[str, str]]):
-    """`bench` over the artifacts this run verified (the same files), one BenchReport per dtype."""
-    from actexport.bench import bench
-    opset = options.opsets[0]
-
-    def export(act: Activation, fmt: str, dtype: str, *_) -> ExportResult:
-        if (act.id, fmt) in broken:
-            return ExportResult(fmt, None, "", error="not timed: a cell of this artifact errored in verification")
-        return produce(act, dtype, fmt, format_of(fmt).key_opset(opset))
-
-    return [bench([a.id for a in acts], options.formats, options.providers, options.latency, dtype, opset=opset,
-                  exporter=options.exporter, progress=progress, export=export) for dtype in options.dtypes]
-
-
-def plan_size(ids: list[str] | None, options: Options) -> int:
-    """Number of progress steps verify() will report (one per artifact and per cell)."""
-    per_dtype = len(options.providers)  # eager rows
-    for fmt in options.formats:
-        opsets = len(options.opsets) if takes_opset(fmt) else 1
-        runtimes = len(for_format(fmt, options.providers, reference=options.reference))
-        per_dtype += opsets * (1 + runtimes)
-    return len(select(ids)) * len(options.dtypes) * per_dtype
-
-
-def environment(options: Options) -> dict:
-    from actexport.runtimes.onnxrt import double_install
-    env: dict = {"versions": art.versions(), "options": {
-        "formats": list(options.formats), "providers": list(options.providers), "dtypes": list(options.dtypes),
-        "opsets": list(options.opsets), "exporter": options.exporter}}
-    try:
-        import onnxruntime as ort
-        env["onnxruntime_providers"] = ort.get_available_providers()
-    except ImportError:
-        env["onnxruntime_providers"] = []
-    clash = double_install()
-    if clash:
-        env["warnings"] = [clash]
-    return env
 
 
 @dataclass
@@ -244,7 +41,7 @@ class _Slot:
     done: bool = False
 
 
-class _ActivationRun:
+class ActivationRun:
     """The cells of one activation in one dtype: eager rows, then every artifact in every runtime.
 
     plan() creates the cells in report order and submits their work as tasks; the outcomes come
@@ -449,35 +246,13 @@ class _ActivationRun:
                                     for a, b in zip(ort_by_opset[opset].values, ort_by_opset[first].values)))
             }
         if graph is not None and graph.outcome is not None and opset in ort_by_opset:
-            record.update(self._optimisation(graph.outcome, ort_by_opset[opset]))
+            outcome = graph.outcome
+            if isinstance(outcome, tasks.Ran):
+                record.update(optimisation(outcome.graph, outcome.values, ort_by_opset[opset].values, self.exact,
+                                           [b.x for b in self.inputs], self.budget))
+            else:
+                record["optimisation"] = {"error": outcome.reason}
         self.report.graphs.append(record)
-
-    def _optimisation(self, outcome: tasks.Ran | tasks.NotRun, optimised: Outputs) -> dict:
-        """What onnxruntime's graph optimisation did to the graph, and to the numbers.
-
-        ort:cpu runs the optimised graph (ORT_ENABLE_ALL, onnxruntime's default); the graph task ran
-        the same graph unoptimised (ORT_DISABLE_ALL) on the same inputs; both are judged against exact.
-        """
-        from actexport.graphs import describe
-        if not isinstance(outcome, tasks.Ran):
-            return {"optimisation": {"error": outcome.reason}}
-        graph, plain = outcome.graph, outcome.values
-        vs_exact = [merge([compare(v, e, b.x, self.budget) for v, e, b in zip(vals, self.exact, self.inputs)])
-                    for vals in (plain, optimised.values)]
-        between = [ulp_distance(a, b) for a, b in zip(plain, optimised.values)]
-        differ = sum(values_differ(a, b) for a, b in zip(plain, optimised.values))
-        return {
-            "optimised_nodes": graph["optimized"]["nodes"], "optimised_op_types": graph["optimized"]["op_types"],
-            "ort_specific": graph["ort_specific"],
-            "optimisation": {
-                "graph": describe(graph),
-                "rewritten": graph["exported"] != {k: graph["optimized"][k] for k in ("nodes", "op_types")},
-                "numbers": differ,
-                "max_ulp_between": int(max((int(np.max(d, initial=0)) for d in between), default=0)),
-                "unoptimised_max_ulp_vs_exact": vs_exact[0].max_ulp, "optimised_max_ulp_vs_exact": vs_exact[1].max_ulp,
-                "unoptimised_within_budget": vs_exact[0].ok, "optimised_within_budget": vs_exact[1].ok,
-            },
-        }
 
 
 def _receive(outcome) -> None:
@@ -507,37 +282,3 @@ def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
             **({"stage": r.stage} if r.stage != "export" else {}), **({"environment": True} if r.environmental else {})}
 
 
-def _from_manifest(act: Activation, fmt: str, dtype: str, opset: int | None, dir: Path, manifest: dict,
-                   listed_only: bool = False, timeout: float | None = None) -> ExportResult:
-    """The artifact as deployed in `dir`, checked against its manifest entry (path and sha256)."""
-    entries = [e for e in manifest["artifacts"] if e["id"] == act.id and e["format"] == fmt and e["dtype"] == dtype]
-    if takes_opset(fmt):
-        entries = [e for e in entries if e.get("opset") == opset]
-    if not entries:
-        what = f"{fmt} {dtype}" + (f" opset {opset}" if takes_opset(fmt) else "")
-        if listed_only:
-            return ExportResult(fmt, None, "", stage="unlisted",
-                                unavailable=f"{dir}/manifest.json lists no {what} artifact for {act.id}: nothing to check")
-        return ExportResult(fmt, None, "", stage="export",
-                            error=f"{dir}/manifest.json lists no {what} artifact for {act.id}")
-    entry = entries[0]
-    path = dir / entry["path"]
-    if not path.is_file():
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage="missing",
-                            error=f"{path} is listed in the manifest but missing")
-    try:
-        digest = art.sha256(path, seconds=timeout)
-    except (TimeoutError, OSError) as e:
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity", error=str(e))
-    if digest != entry["sha256"]:
-        # NOTE: a changed file is an integrity failure (exit 1), not a missing artifact (exit 3).
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity",
-                            error=f"{path} changed since export: sha256 {digest[:12]} != manifest {entry['sha256'][:12]}")
-    problem = art.onnx_problem(path) if fmt == "onnx" else None
-    if problem:
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity", error=problem)
-    return ExportResult(fmt, path, entry.get("exporter", ""), opset=entry.get("opset"),
-                        details=entry.get("details", {}))
-
-
-__all__ = ["Options", "ProviderUnavailable", "verify", "plan_size"]
