@@ -57,7 +57,7 @@ class ProfileReport:
                 "verdicts": self.verdicts(), "catalog": self.catalog, "noise_allowance": NOISE}
 
     def write_json(self, path: Path) -> None:
-        from actexport.bench import _clean
+        from actexport.bench.report import _clean
         text = json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False) + "\n"
         atomic_write(Path(path), lambda tmp: tmp.write_text(text))
 
