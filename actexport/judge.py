@@ -59,7 +59,7 @@ def declaration(act: Activation, subject: Subject, no_artifact: bool = False) ->
     """The declarations of `act` that apply to the cell: of a missing artifact when `no_artifact`,
     else every numerical one (together: each excuses its own region)."""
     exporter = graphs = None
-    if subject.exporter and subject.format == "onnx":
+    if subject.format == "onnx":  # NOTE: a label of "" (none recorded) reads as the default exporter
         from actexport.exporters.onnx import kind, profile
         exporter, graphs = kind(subject.exporter), profile(subject.exporter)
     return act.xfail(subject.format, subject.runtime, subject.dtype, exporter, no_artifact=no_artifact, graphs=graphs)

@@ -19,7 +19,7 @@ from actexport.translations import TRANSLATIONS
 
 # NOTE: the new side is the "candidates" profile, so that rows the rule rejected are measured again.
 SIDES = ("stock", "candidates")
-RUNTIMES = {"stock": "ort:cpu", "candidates": "ort+candidates:cpu"}  # bench's row names (bench.py)
+RUNTIMES = {"stock": "ort:cpu", "candidates": "ort+candidates:cpu"}  # bench's row names (bench/activation.py)
 SIZES = (1_000, 1_000_000)
 DTYPES = ("float16", "float32", "float64")
 # NOTE: "not slower" allows 10% for timing noise: stock and candidate are timed back to back in one bench

@@ -25,7 +25,7 @@ from actexport.runtimes import ProviderMissing, Runtime, RuntimeUnavailable, for
 Progress = Callable[[str], None]
 
 
-class _ActivationBench:
+class ActivationBench:
     """The rows of one activation: eager and eager.out per device, then every artifact in every runtime."""
 
     def __init__(self, act: Activation, report: BenchReport, formats, providers, sizes, dtype, threads,

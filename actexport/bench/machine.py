@@ -52,7 +52,7 @@ def environment(formats, providers, sizes, dtype, threads, opset, exporter, rule
     return env
 
 
-def _cpu_seconds() -> tuple[float, float] | None:
+def cpu_seconds() -> tuple[float, float] | None:
     """(CPU seconds the whole machine spent busy, including steal; CPU seconds of this process), or None
     where /proc/stat does not exist."""
     try:
@@ -64,7 +64,7 @@ def _cpu_seconds() -> tuple[float, float] | None:
     return busy / os.sysconf("SC_CLK_TCK"), time.process_time()
 
 
-def _other_share(before, after, wall: float) -> float | None:
+def other_share(before, after, wall: float) -> float | None:
     """The share of the machine's CPU time that other processes (or the hypervisor) used during the run."""
     # NOTE: contention distorts every figure: a torch thread pool waiting for a descheduled worker loses a
     # whole scheduler slice (measured on a 2-core VM: ReLU on 1e6 floats went from 0.2 ms to 8 ms), so it

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 
 from actexport import artifacts as art
-from actexport.bench.activation import Progress, _ActivationBench
-from actexport.bench.machine import DRAM_BYTES, _cpu_seconds, _other_share, environment
+from actexport.bench.activation import Progress, ActivationBench
+from actexport.bench.machine import DRAM_BYTES, cpu_seconds, other_share, environment
 from actexport.bench.report import BenchReport
 from actexport.bench.timing import DEFAULT_RULE, StoppingRule, measure_floor
 from actexport.catalog import DTYPES, Activation, UsageError, select
@@ -102,7 +102,7 @@ def _exported_up_front(acts, formats, dtype, tmp: Path, opset, exporters, cache,
 
 def _bench(acts, formats, providers, sizes, dtype, threads, opset, exporters, tick, export, rule, dram_bytes,
            tmp: Path, start: float, save_optimized: Path | None) -> BenchReport:
-    busy = _cpu_seconds()
+    busy = cpu_seconds()
     saved_threads = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -115,12 +115,12 @@ def _bench(acts, formats, providers, sizes, dtype, threads, opset, exporters, ti
                 report.floors.append(measure_floor(device, n, dtype, rule))
                 tick(f"floor {device} {n}")
         for act in acts:
-            _ActivationBench(act, report, formats, providers, sizes, dtype, threads, tick, save_optimized).run(
+            ActivationBench(act, report, formats, providers, sizes, dtype, threads, tick, save_optimized).run(
                 lambda a, fmt, exporter: export(a, fmt, dtype, tmp, opset, exporter), exporters)
     finally:
         torch.set_num_threads(saved_threads)
     report.wall_seconds = time.perf_counter() - start
-    report.environment["other_cpu_share"] = _other_share(busy, _cpu_seconds(), report.wall_seconds)
+    report.environment["other_cpu_share"] = other_share(busy, cpu_seconds(), report.wall_seconds)
     return report
 
 
