@@ -1,0 +1,18 @@
+"""Report: the cells of one verify run and the exit-code policy (model), shown as a terminal table
+(terminal), written as JSON (jsonfile) and as JUnit XML (junit)."""
+
+from __future__ import annotations
+
+from actexport.report.model import (
+    FAILED,
+    NO_ARTIFACT,
+    NO_PROVIDER,
+    OK,
+    STATUSES,
+    USAGE,
+    Cell,
+    Report,
+    Status,
+)
+
+__all__ = ["FAILED", "NO_ARTIFACT", "NO_PROVIDER", "OK", "STATUSES", "USAGE", "Cell", "Report", "Status"]

@@ -1,0 +1,37 @@
+"""A verify report as JUnit XML: one testcase per cell, fail and xpass as failures, error as an error,
+skip, unavailable and xfail as skipped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+from actexport.files import atomic_write
+
+
+def write(report, path: Path) -> None:
+    counts = report.counts()
+    suite = ET.Element(
+        "testsuite",
+        name="actexport.verify",
+        tests=str(len(report.cells)),
+        failures=str(counts["fail"] + counts["xpass"]),
+        errors=str(counts["error"]),
+        skipped=str(counts["skip"] + counts["unavailable"] + counts["xfail"]),
+        time=f"{report.wall_seconds:.3f}",
+    )
+    for c in report.cells:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"actexport.{c.activation}",
+            name=f"{c.format}/{c.runtime}/{c.dtype}", time=f"{c.seconds:.3f}",
+        )
+        if c.status in ("fail", "xpass"):
+            ET.SubElement(case, "failure", message=f"{c.status}: {c.reason}"[:1000]).text = c.reason
+        elif c.status == "error":
+            ET.SubElement(case, "error", message=c.reason[:1000]).text = c.log or c.reason
+        elif c.status in ("skip", "unavailable", "xfail"):
+            ET.SubElement(case, "skipped", message=f"{c.status}: {c.reason}"[:1000])
+    tree = ET.ElementTree(ET.Element("testsuites"))
+    tree.getroot().append(suite)
+    ET.indent(tree)
+    atomic_write(Path(path), lambda tmp: tree.write(tmp, encoding="utf-8", xml_declaration=True))

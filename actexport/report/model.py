@@ -1,0 +1,142 @@
+"""A verify run's results: the Status of a cell, the Cell itself, and the Report that holds them
+with its counts and exit-code policy. Output is elsewhere in the package (terminal, jsonfile, junit);
+the Report's methods of that kind hand over to them."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from actexport.report import jsonfile, junit, terminal
+
+
+class Status(str, Enum):
+    """What a cell came to. A member is its value wherever a string is (JSON, JUnit, f-strings)."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    XFAIL = "xfail"
+    XPASS = "xpass"
+    ERROR = "error"
+    SKIP = "skip"
+    UNAVAILABLE = "unavailable"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+STATUSES = tuple(s.value for s in Status)
+
+# Exit codes, documented in the README.
+OK, FAILED, USAGE, NO_ARTIFACT, NO_PROVIDER = 0, 1, 2, 3, 4
+
+
+@dataclass
+class Cell:
+    """One cell of the matrix: activation x format x runtime x dtype."""
+
+    activation: str
+    module: str
+    format: str
+    runtime: str
+    dtype: str
+    status: str  # a Status (its value, once read back from JSON)
+    reason: str = ""
+    exporter: str = ""
+    stage: str = ""  # where an error or unavailability arose: export, load, run
+    opset: int | None = None
+    # Against the exact reference (the verdict):
+    max_abs: float | None = None
+    max_ulp: int | None = None
+    over_abs: float | None = None  # the largest absolute error among the elements over budget
+    ulp_budget: int | None = None
+    atol: float | None = None
+    worst_input: float | None = None
+    worst_expected: float | None = None  # the exact value at the worst input
+    worst_actual: float | None = None
+    worst_torch: float | None = None  # eager PyTorch at the worst input
+    worst_spec: float | None = None  # onnx.reference at the worst input (ONNX cells)
+    worst_battery: str | None = None
+    nan_mismatch: int | None = None
+    inf_mismatch: int | None = None
+    signed_zero_mismatch: int | None = None
+    # The readable figures (compare.Comparison): ULP where the exact value is normal, and the values
+    # returned as 0 apart ("0 for 2.1e-09 at x=-20")
+    normal_ulp: int | None = None
+    zero_loss: int | None = None
+    zero_for: float | None = None
+    zero_at: float | None = None
+    elements: int | None = None
+    special: list[str] = field(default_factory=list)  # special-value semantics that differ from exact
+    # Against eager PyTorch (reported beside the verdict):
+    torch_max_ulp: int | None = None
+    torch_max_abs: float | None = None
+    deviates: str = ""  # the side that deviates from exact: pytorch, export, runtime, both
+    ran_on: str = ""  # what really ran: the onnxruntime provider from get_providers(), or the device
+    device: str = "cpu"  # the device asked for (a runtime without devices runs on CPU)
+    artifact: str | None = None
+    seconds: float = 0.0
+    log: str = ""
+
+    @property
+    def key(self) -> str:
+        fmt = self.format if self.opset is None else f"{self.format}@{self.opset}"
+        return f"{self.activation} / {fmt} / {self.runtime} / {self.dtype}"
+
+
+@dataclass
+class Report:
+    """The cells of one verify run and what else it recorded; the counts and the exit code they come to."""
+
+    cells: list[Cell] = field(default_factory=list)
+    exports: list[dict] = field(default_factory=list)
+    graphs: list[dict] = field(default_factory=list)
+    devices: list[dict] = field(default_factory=list)  # a runtime on CUDA against itself on CPU (across_devices)
+    environment: dict = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    latency: list = field(default_factory=list)  # bench.BenchReport per dtype, with verify --latency
+    problems: list[str] = field(default_factory=list)  # findings outside any cell (check: extra files)
+
+    def counts(self) -> dict[str, int]:
+        c = Counter(cell.status for cell in self.cells)
+        return {s: c.get(s, 0) for s in STATUSES}
+
+    def exit_code(self) -> int:
+        """4 when a provider asked for by name did not run, 3 when an expected artifact could not be
+        produced or is missing, 1 on fail/error/xpass, else 0."""
+        if any(c.status == "error" and c.stage == "provider" for c in self.cells):
+            return NO_PROVIDER
+        if any(c.status == "error" and c.stage in ("export", "missing", "crash") for c in self.cells):
+            return NO_ARTIFACT
+        if any(c.status in ("fail", "error", "xpass") for c in self.cells) or self.problems:
+            return FAILED
+        return OK
+
+    def to_dict(self) -> dict:
+        return jsonfile.document(self)
+
+    def write_json(self, path: Path) -> None:
+        jsonfile.write(self, path)
+
+    def write_junit(self, path: Path) -> None:
+        junit.write(self, path)
+
+    def render(self, console) -> None:
+        terminal.render(self, console)
+
+    def explain(self, console) -> None:
+        terminal.explain(self, console)
+
+    def summary_line(self) -> str:
+        return terminal.summary_line(self)
+
+    def optimisation_lines(self) -> list[str]:
+        return terminal.optimisation_lines(self)
+
+    def device_lines(self, every: bool = False) -> list[str]:
+        return terminal.device_lines(self, every)

@@ -1,0 +1,185 @@
+"""A verify report on the terminal: the status matrix per dtype (rich), the lines for cells that did
+not pass, for onnxruntime's graph rewrites and for devices, the summary line, and `explain`'s
+deviations from the exact reference."""
+
+from __future__ import annotations
+
+import math
+
+_MARKS = {"pass": "[green]ok[/]", "fail": "[bold red]FAIL[/]", "xfail": "[yellow]xfail[/]",
+          "xpass": "[bold red]XPASS[/]", "error": "[bold red]ERROR[/]", "skip": "[dim]skip[/]",
+          "unavailable": "[dim]n/a[/]"}
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v == 0:
+        return "-0" if math.copysign(1.0, v) < 0 else "0"
+    return repr(v) if math.isfinite(v) else str(v)
+
+
+def _figure(cells: list) -> str:
+    """A row's figure on one device: the largest ULP error where the exact value is normal, then what
+    ULPs cannot say: the largest value returned as 0, and NaN/inf mismatches ("-" where nothing ran)."""
+    ulps = [c.normal_ulp if c.normal_ulp is not None else c.max_ulp for c in cells]
+    ran = [c for c, u in zip(cells, ulps) if u is not None]
+    if not ran:
+        return "-"  # NOTE: a 0 would read as perfect parity
+    parts = [str(max(u for u in ulps if u is not None))]
+    lost = max((c.zero_for for c in ran if c.zero_for), default=None)
+    if lost:
+        parts.append(f"0 for {lost:.2g}")
+    special = max((c.nan_mismatch or 0) + (c.inf_mismatch or 0) for c in ran)
+    if special:
+        parts.append(f"{special} NaN/inf")
+    return ", ".join(parts)
+
+
+def render(report, console) -> None:
+    """One matrix per dtype (activation x format/runtime) of status marks, then one line per
+    cell that did not pass, then the summary."""
+    from rich.markup import escape
+    from rich.table import Table
+    for dtype in dict.fromkeys(c.dtype for c in report.cells):
+        cells = [c for c in report.cells if c.dtype == dtype]
+        columns = list(dict.fromkeys((c.format, c.opset, c.runtime) for c in cells))
+        by_key = {(c.activation, c.format, c.opset, c.runtime): c for c in cells}
+        table = Table(title=f"actexport verify: {dtype}, judged against the exact reference")
+        table.add_column("activation")
+        for fmt, opset, rt in columns:
+            table.add_column(f"{fmt}{'' if opset is None else '@' + str(opset)}\n{rt}", justify="center")
+        devices = list(dict.fromkeys(c.device for c in cells))
+        for device in devices:  # one max ULP column per device, so CPU and CUDA read side by side
+            table.add_column("max ULP" if len(devices) == 1 else f"max ULP\n{device}", justify="right")
+        table.caption = ("ULP figures count where the exact value is a normal number; '0 for v': a value v "
+                         "returned as 0; NaN/inf: elements where one side is NaN or inf and the other is not")
+        for act in dict.fromkeys(c.activation for c in cells):
+            row = [by_key.get((act, *col)) for col in columns]
+            # NOTE: "-" where nothing ran on the device: a 0 would read as perfect parity.
+            worst = [_figure([c for c in row if c and c.device == d]) for d in devices]
+            table.add_row(escape(act), *[_MARKS[c.status] if c else "" for c in row], *worst)
+        console.print(table)
+    for c in report.cells:
+        if c.status != "pass":
+            console.print(f"[bold]{escape(c.key)}[/]: {c.status}: {escape(c.reason)}", highlight=False,
+                          soft_wrap=True)
+    for line in optimisation_lines(report) + device_lines(report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for bench in report.latency:
+        bench.render(console)
+    for problem in report.problems:
+        console.print(f"problem: {problem}", markup=False, highlight=False, soft_wrap=True)
+    console.print(summary_line(report), soft_wrap=True, highlight=False)
+
+
+def optimisation_lines(report) -> list[str]:
+    """onnxruntime's graph optimisation: how many graphs it rewrote, and each one where that
+    changed a number (the unoptimised and optimised graphs judged against exact)."""
+    judged = [g for g in report.graphs if "numbers" in g.get("optimisation", {})]
+    if not judged:
+        return []
+    rewritten = [g for g in judged if g["optimisation"]["rewritten"]]
+    changed = [g for g in judged if g["optimisation"]["numbers"]]
+    lines = [f"onnxruntime graph optimisation (ort:cpu, ORT_ENABLE_ALL): rewrote {len(rewritten)} of {len(judged)} "
+             f"ONNX graphs; changed the numbers of {len(changed)}"]
+    for g in changed:
+        o = g["optimisation"]
+        lines.append(f"  {g['activation']} {g['dtype']} opset {g['opset']}: {o['numbers']} elements differ, up to "
+                     f"{o['max_ulp_between']} ULP; vs exact {o['unoptimised_max_ulp_vs_exact']} ULP unoptimised, "
+                     f"{o['optimised_max_ulp_vs_exact']} optimised ({o['graph']})")
+    return lines
+
+
+def device_lines(report, every: bool = False) -> list[str]:
+    """Each runtime on another device against itself on CPU (same artifact, same inputs): a count,
+    then one line per pair that disagrees (beyond the budget, or on a special value); `every`:
+    also the pairs that differ within budget."""
+    if not report.devices:
+        return []
+    lines = []
+    for device in dict.fromkeys(d["device"] for d in report.devices):
+        pairs = [d for d in report.devices if d["device"] == device]
+        same = sum(1 for d in pairs if not d["differ"])
+        apart = [d for d in pairs if not d["agree"]]
+        lines.append(f"{device} against cpu (the same artifact on both devices): {len(pairs)} runtime pairs, "
+                     f"{same} bit-identical, {len(pairs) - same - len(apart)} within budget of each other, "
+                     f"{len(apart)} disagree")
+        for d in pairs:
+            if d["agree"] and not (every and d["differ"]):
+                continue
+            fmt = d["format"] if d["opset"] is None else f"{d['format']}@{d['opset']}"
+            parts = [f"{d['differ']} of {d['elements']} elements differ, up to {d['max_ulp']} ULP "
+                     f"(budget {d['budget_ulp']})"]
+            parts += [f"{d[k]} {what}" for k, what in (("nan_mismatch", "NaN mismatch(es)"),
+                                                       ("inf_mismatch", "inf mismatch(es)")) if d[k]]
+            parts += d["special"]
+            if "+" in d.get("ran_on", ""):  # some nodes of the device's session ran on CPU
+                parts.append(f"ran on {d['ran_on']}")
+            lines.append(f"  {d['activation']} {d['dtype']} {fmt} {d['runtime']}: " + "; ".join(parts))
+    return lines
+
+
+def summary_line(report) -> str:
+    counts = ", ".join(f"{n} {s}" for s, n in report.counts().items() if n)
+    problems = f", {len(report.problems)} problem(s) outside the cells" if report.problems else ""
+    return f"{len(report.cells)} cells: {counts}{problems} in {report.wall_seconds:.1f} s; exit code {report.exit_code()}"
+
+
+def deviations(report) -> list[str]:
+    """One line per deviation from the exact reference, grouped by activation."""
+    lines: list[str] = []
+    for act in dict.fromkeys(c.activation for c in report.cells):
+        cells = [c for c in report.cells if c.activation == act]
+        found = [c for c in cells if c.status in ("fail", "xfail", "xpass", "error") or c.deviates]
+        specials = {(c.dtype, c.runtime, s) for c in cells for s in c.special}
+        if not found and not specials:
+            continue
+        lines.append(f"{act}: {cells[0].module}")
+        for c in found:
+            fmt = c.format if c.opset is None else f"{c.format}@{c.opset}"
+            where = f"{c.dtype} {fmt} {c.runtime}: {c.status}"
+            if c.worst_input is None and c.max_ulp is None:
+                lines.append(f"  {where}: {c.reason}")
+                continue
+            values = [f"exact {_num(c.worst_expected)}"]
+            values += ([f"pytorch {_num(c.worst_actual)}"] if c.format == "eager" else
+                       [f"pytorch {_num(c.worst_torch)}", f"artifact {_num(c.worst_actual)}"])
+            if c.worst_spec is not None:
+                values.append(f"onnx.reference {_num(c.worst_spec)}")
+            x = "x=" + _num(c.worst_input) if c.worst_input is not None else "element"
+            lines.append(f"  {where}, side {c.deviates or 'none'}: {x}: {', '.join(values)} "
+                         f"({c.max_ulp} ULP, budget {c.ulp_budget})")
+        for dtype, runtime, text in sorted(specials):
+            lines.append(f"  special values, {dtype} {runtime}: {text}")
+    return lines
+
+
+def explain(report, console) -> None:
+    console.print("Deviations from the exact reference (grouped by activation):", highlight=False)
+    for line in deviations(report) or ["  none"]:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for line in device_lines(report, every=True):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    rewritten = [g for g in report.graphs if g.get("optimisation", {}).get("rewritten")]
+    if rewritten:
+        console.print("ONNX graphs that onnxruntime rewrites (as exported -> as optimised):", highlight=False)
+        for g in rewritten:
+            o = g["optimisation"]
+            effect = f"{o['numbers']} elements change" if o["numbers"] else "bit-identical outputs"
+            console.print(f"  {g['activation']} {g['dtype']} opset {g['opset']}: {o['graph']}; {effect}",
+                          markup=False, highlight=False, soft_wrap=True)
+    multi = [g for g in report.graphs if "ort_cpu_max_ulp_vs_opset" in g]
+    if multi:
+        console.print("ONNX graphs by opset (op types, nodes; ort:cpu numerics against the first opset):")
+        for act in dict.fromkeys(g["activation"] for g in report.graphs):
+            for dtype in dict.fromkeys(g["dtype"] for g in report.graphs if g["activation"] == act):
+                gs = [g for g in report.graphs if g["activation"] == act and g["dtype"] == dtype]
+                parts = []
+                for g in gs:
+                    diff = g.get("ort_cpu_max_ulp_vs_opset")
+                    change = "" if diff is None else (
+                        " identical" if not any(diff.values()) else f" differs by {max(diff.values())} ULP")
+                    parts.append(f"opset {g['opset']}: {'+'.join(g['op_types'] or [])} ({g['nodes']} nodes){change}")
+                console.print(f"  {act} {dtype}: " + "; ".join(parts), markup=False, highlight=False,
+                              soft_wrap=True)
