@@ -7,6 +7,8 @@ artifact checks all use it.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 import os
 import re
 import shutil
@@ -63,3 +65,24 @@ def error_text(e: BaseException, limit: int | None = None) -> str:
     """"TypeName: message", the message cut at `limit` characters: how an error is named in one line."""
     text = str(e)
     return f"{type(e).__name__}: {text if limit is None else text[:limit]}"
+
+
+def json_ready(o):
+    """`o` as strict JSON takes it: a non-finite float becomes the string "nan", "inf" or "-inf"
+    (worst inputs and exact values are often special, and null would hide which), a tuple a list,
+    a path a string."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else str(o)
+    if isinstance(o, dict):
+        return {str(k): json_ready(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [json_ready(v) for v in o]
+    if isinstance(o, Path):
+        return str(o)
+    return o
+
+
+def write_json(path: Path, doc) -> None:
+    """Every JSON file actexport writes: `doc` made strict (json_ready), indented, written atomically."""
+    text = json.dumps(json_ready(doc), indent=2, allow_nan=False) + "\n"
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text))

@@ -8,12 +8,11 @@ meets the acceptance rule: no worse in ULP in any dtype, no special value lost, 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actexport.files import atomic_write
+from actexport.files import write_json
 from actexport.exporters.onnx import spec
 from actexport.translations import TRANSLATIONS
 
@@ -57,9 +56,7 @@ class ProfileReport:
                 "verdicts": self.verdicts(), "catalog": self.catalog, "noise_allowance": NOISE}
 
     def write_json(self, path: Path) -> None:
-        from actexport.bench.report import _clean
-        text = json.dumps(_clean(self.to_dict()), indent=2, allow_nan=False) + "\n"
-        atomic_write(Path(path), lambda tmp: tmp.write_text(text))
+        write_json(path, self.to_dict())
 
     def render(self, console) -> None:
         from rich.table import Table

@@ -59,3 +59,13 @@ def test_each_device_has_its_max_ulp_column_and_a_dash_where_nothing_ran():
     row = next(line for line in text.splitlines() if line.startswith("│ relu"))
     cols = [c.strip() for c in row.split("│") if c.strip()]
     assert cols[-2:] == ["2", "-"]  # cpu, cuda: not a 0 that would read as perfect parity
+
+
+def test_every_json_file_goes_through_one_encoder_that_names_non_finite_values(tmp_path):
+    from pathlib import Path
+
+    from actexport.files import json_ready, write_json
+    doc = {"worst_input": float("-inf"), "row": (1, float("nan")), "path": Path("a/b"), 3: float("inf")}
+    assert json_ready(doc) == {"worst_input": "-inf", "row": [1, "nan"], "path": "a/b", "3": "inf"}
+    write_json(tmp_path / "x.json", doc)
+    assert json.loads((tmp_path / "x.json").read_text())["worst_input"] == "-inf"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 from actexport.bench.render import plot_report, render_report
 from actexport.bench.row import POOR_FACTOR, POOR_MIN_SIZE, BenchRow
 from actexport.bench.timing import DEFAULT_RULE, Floor, StoppingRule
-from actexport.files import atomic_write
+from actexport.files import json_ready, write_json
 
 SCHEMA = 1
 
@@ -65,7 +64,7 @@ class BenchReport:
         return out
 
     def to_dict(self) -> dict:
-        return _clean({
+        return json_ready({
             "schema": SCHEMA,
             "environment": self.environment,
             "stopping_rule": {"text": self.rule.describe(), **asdict(self.rule)},
@@ -85,8 +84,7 @@ class BenchReport:
         })
 
     def write_json(self, path: Path) -> None:
-        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-        atomic_write(Path(path), lambda tmp: tmp.write_text(text))
+        write_json(path, self.to_dict())
 
     def render(self, console) -> None:
         """Prints the tables of `render.render_report` to `console` (a rich Console)."""
@@ -100,16 +98,3 @@ class BenchReport:
 def _geomean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v and v > 0]
     return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
-
-
-def _clean(o):
-    """JSON has no NaN or infinity: such floats become None; tuples become lists."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_clean(v) for v in o]
-    if isinstance(o, Path):
-        return str(o)
-    return o

@@ -3,12 +3,10 @@ export, graph and device pair; strict JSON, so non-finite floats are written as 
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import asdict
 from pathlib import Path
 
-from actexport.files import atomic_write
+from actexport.files import write_json
 
 SCHEMA = 1
 
@@ -25,26 +23,12 @@ def document(report) -> dict:
         },
         "exports": report.exports,
         "graphs": report.graphs,
-        "devices": [{k: _finite(v) for k, v in d.items()} for d in report.devices],
+        "devices": report.devices,
         "problems": report.problems,
-        "cells": [{k: _finite(v) for k, v in asdict(c).items()} for c in report.cells],
+        "cells": [asdict(c) for c in report.cells],
         **({"latency": [b.to_dict() for b in report.latency]} if report.latency else {}),
     }
 
 
 def write(report, path: Path) -> None:
-    text = json.dumps(document(report), indent=2, allow_nan=False, default=_json_default) + "\n"
-    atomic_write(Path(path), lambda tmp: tmp.write_text(text))
-
-
-def _finite(v):
-    """JSON has no NaN or infinity: such values (worst inputs are often special) become strings."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    return v
-
-
-def _json_default(o):
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+    write_json(path, document(report))
