@@ -177,7 +177,7 @@ def export_all(
             raise OutputError(f"cannot write {out_dir}: {error_text(e)}") from None
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-    return [(act, dtype, replace(r, path=out_dir / r.path.relative_to(staged)) if r.ok else r)
+    return [(act, dtype, replace(r, path=out_dir / r.path.relative_to(staged)) if r.ok and r.path is not None else r)
             for act, dtype, r in results]
 
 

@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from functools import lru_cache
 from pathlib import Path
@@ -78,7 +79,7 @@ def _source_files(act: Activation, module) -> list[Path]:
     import inspect
     if act.recipe is None:
         return []  # catalog rows: torch's own classes, keyed by the torch version
-    objs = [act.factory, *(type(m) for m in module.modules())]
+    objs: list[Callable[..., object]] = [act.factory, *(type(m) for m in module.modules())]
     files = set()
     for obj in objs:
         try:
@@ -199,6 +200,7 @@ class ExportCache:
             try:
                 digest = None
                 if result.ok:
+                    assert result.path is not None  # ok
                     shutil.copyfile(result.path, tmp / ARTIFACT)
                     digest = sha256(tmp / ARTIFACT)
                 fields = {f: v for f, v in asdict(result).items() if f not in ("path", "seconds", "cache")}

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from actexport import catalog
 from actexport.catalog import DTYPES, UsageError
@@ -17,7 +18,7 @@ from actexport.report import NO_ARTIFACT, NO_PROVIDER, USAGE
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, as for every other usage error
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, as for every other usage error
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 

@@ -116,7 +116,7 @@ def _check_output_file(path: Path | None, flag: str) -> None:
                          "(directory missing or not writable, or the path is a directory)")
 
 
-def _progress(console, total: int):
+def _progress(console, total: int | None):
     """A progress bar on a terminal; nothing elsewhere (CI logs stay readable)."""
     if not console.is_terminal:
         return contextlib.nullcontext(None)

@@ -20,7 +20,7 @@ def ordered(x: np.ndarray) -> np.ndarray:
     """
     x = np.asarray(x)
     nbits = 8 * x.dtype.itemsize
-    u = x.view(_UINT_OF[x.dtype.itemsize]).astype(np.uint64)
+    u: np.ndarray = x.view(_UINT_OF[x.dtype.itemsize]).astype(np.uint64)
     magnitude = (u & np.uint64((1 << (nbits - 1)) - 1)).astype(np.int64)
     negative = (u >> np.uint64(nbits - 1)).astype(bool)
     return np.where(negative, -magnitude, magnitude)
@@ -79,14 +79,15 @@ def classify(actual: np.ndarray, expected: np.ndarray, budget: Budget) -> Elemen
         raise ValueError(f"dtype {actual.dtype} differs from the expected {expected.dtype}")
     a, e = actual.reshape(-1), expected.reshape(-1)
     with np.errstate(invalid="ignore"):  # signalling NaNs set the invalid flag when widened
-        a64, e64 = a.astype(np.float64), e.astype(np.float64)
+        a64: np.ndarray = a.astype(np.float64)
+        e64: np.ndarray = e.astype(np.float64)
     smallest_normal = float(finfo(a.dtype.name).smallest_normal)
     magnitude = np.abs(e64)
     small = (np.ones(magnitude.shape, bool) if budget.absolute_everywhere
              else magnitude < max(budget.atol, smallest_normal))
     normal = np.isfinite(e64) & (magnitude >= smallest_normal)
     if _same_bits(a, e):  # NOTE: half the comparisons of a run: no error anywhere, so the floor is `small`
-        none = np.zeros(e64.shape, bool)
+        none: np.ndarray = np.zeros(e64.shape, bool)
         return Elements(a64, e64, np.zeros(e64.shape, np.uint64), np.zeros(e64.shape), none, none, none, none,
                         normal, small)
     a_nan, e_nan = np.isnan(a64), np.isnan(e64)
@@ -224,7 +225,8 @@ def merge(parts: list[Comparison]) -> Comparison:
     if not parts:
         raise ValueError("nothing to merge")
     worst = max(parts, key=badness)
-    lost = max((c for c in parts if c.zero_for is not None), key=lambda c: c.zero_for, default=None)
+    # NOTE: `or 0.0` only tells mypy what the filter guarantees (zero_for is never None there)
+    lost = max((c for c in parts if c.zero_for is not None), key=lambda c: c.zero_for or 0.0, default=None)
     return Comparison(
         n=sum(c.n for c in parts),
         max_abs=max(c.max_abs for c in parts),

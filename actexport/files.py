@@ -31,7 +31,7 @@ def sha256(path: Path, seconds: float | None = None) -> str:
     return h.hexdigest()
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Calls write(tmp) on a file in a fresh hidden folder beside `path`, then renames it into place.
 
     The folder must hold exactly that one file afterwards: an exporter that left a sidecar (ONNX

@@ -95,7 +95,7 @@ def binades(dtype: str, seed: int = 0) -> np.ndarray:
     dt = np_dtype(dtype)
     rng = np.random.default_rng(seed)
     nmant = int(fi.nmant)
-    exponents = np.arange(int(fi.minexp), int(fi.maxexp), dtype=np.int64)
+    exponents: np.ndarray = np.arange(int(fi.minexp), int(fi.maxexp), dtype=np.int64)
     fixed = [1.0, 1.25, 1.5, 1.75, 2.0 - 2.0 ** -nmant][: _MANTISSAS[dtype]]
     extra = max(_MANTISSAS[dtype] - len(fixed), 0)
     mantissas = np.concatenate([np.array(fixed), 1.0 + rng.random(extra)]) if extra else np.array(fixed)
@@ -182,7 +182,7 @@ def _rows(act: Activation, values: np.ndarray, seed: int) -> np.ndarray:
     NaN or inf in a row of its own among the sorted values, so that one of them does not decide a
     whole row of the others."""
     with np.errstate(invalid="ignore"):
-        v64 = values.astype(np.float64)
+        v64: np.ndarray = values.astype(np.float64)
     finite = np.sort(v64[np.isfinite(v64)]).astype(values.dtype)
     special = np.array([np.nan, -np.nan, np.inf, -np.inf]).astype(values.dtype)
     shuffled = finite[np.random.default_rng(seed).permutation(finite.size)]
@@ -191,7 +191,7 @@ def _rows(act: Activation, values: np.ndarray, seed: int) -> np.ndarray:
 
 
 def _within_max(values: np.ndarray, limit: float) -> np.ndarray:
-    v64 = values.astype(np.float64)
+    v64: np.ndarray = values.astype(np.float64)
     return values[~(np.isfinite(v64) & (np.abs(v64) > limit))]
 
 

@@ -20,10 +20,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
+from typing import TYPE_CHECKING, TypeVar
 
 from actexport.files import error_text
 from actexport.lifecycle import describe_exit, load_plugins, plugins
+
+if TYPE_CHECKING:
+    from multiprocessing.context import ForkServerContext, SpawnContext
 
 DEFAULT_TIMEOUT = 300.0  # seconds for one export or one cell
 # Imported once by the forkserver, inherited by every worker it forks.
@@ -50,7 +55,7 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _context():
+def _context() -> ForkServerContext | SpawnContext:
     # NOTE: every worker hashes strings with one seed: TorchScript orders a class's attributes by
     # Python's set order, so scripting under another seed writes other bytes. The forkserver (and
     # a spawned worker) reads this when it starts; this process's own hashing is not changed.
@@ -170,14 +175,16 @@ def _serve(conn, plugin_names: list[str], memory: int | None = None) -> None:
             return
 
 
+_O = TypeVar("_O", bound="Outcome | None")
+
 DEPTH = 2  # tasks sent to a worker ahead of their turn (see Workers.poll)
 
 
 @dataclass
 class _Worker:
-    ctx: object
-    proc: object = None
-    conn: object = None
+    ctx: ForkServerContext | SpawnContext
+    proc: BaseProcess | None = None
+    conn: Connection | None = None
     sent: deque = field(default_factory=deque)  # the queue entries sent, in order; sent[0] runs
     started: float = 0.0  # when sent[0] began (as far as this process can tell)
     used: bool = False  # has run a task since it started
@@ -185,8 +192,9 @@ class _Worker:
     memory: int | None = None  # bytes of data the process may allocate (see worker_memory)
 
     @property
-    def task(self) -> Task | None:
-        return self.sent[0][2] if self.sent else None
+    def task(self) -> Task:
+        """The task running now (sent[0]); asked only while one is sent."""
+        return self.sent[0][2]
 
     def takes(self, task: Task) -> bool:
         """Whether this worker can be sent `task` now: a fresh task needs an idle worker, and
@@ -209,6 +217,7 @@ class _Worker:
             self.proc.start()
             child.close()
             self.conn, self.used = parent, False
+        assert self.conn is not None  # the process's pipe, opened with it
         self.conn.send((task.fn, task.args))
         if not self.sent:
             self.started = time.monotonic()
@@ -219,6 +228,7 @@ class _Worker:
         """The outcome of the running task, and the entries sent after it that must be queued again
         (the process died before it reached them)."""
         task, seconds = self.sent.popleft()[2], time.monotonic() - self.started
+        assert self.proc is not None and self.conn is not None  # the task was sent to them
         try:
             kind, value = self.conn.recv()
         except (EOFError, OSError):
@@ -246,6 +256,7 @@ class _Worker:
 
     def kill(self) -> tuple[Outcome, list[tuple]]:
         task, seconds = self.sent.popleft()[2], time.monotonic() - self.started
+        assert self.proc is not None  # the task was sent to it
         self.proc.kill()
         self.proc.join(timeout=5)
         requeue = self._drop()
@@ -264,6 +275,7 @@ class _Worker:
 
     def _drop_dead(self) -> None:
         """Closes the pipe of a process that exited between tasks."""
+        assert self.proc is not None  # submit() checked
         self.proc.join(timeout=1)
         if self.conn is not None:
             self.conn.close()
@@ -272,6 +284,7 @@ class _Worker:
     def _retire(self) -> None:
         """Stops the current process; a parked one (see submit) takes its place."""
         if self.proc is not None and self.proc.is_alive():
+            assert self.conn is not None  # set with the process
             try:
                 self.conn.send(None)
             except OSError:
@@ -318,7 +331,11 @@ class Workers:
         now = time.monotonic()
         deadline = min(w.started + w.task.timeout for w in running) - now
         limit = max(0.0, deadline if timeout is None else min(timeout, deadline))
-        ready = wait([w.conn for w in running], timeout=limit)
+        conns: list[Connection] = []
+        for w in running:
+            assert w.conn is not None  # a worker with tasks sent has its pipe
+            conns.append(w.conn)
+        ready = wait(conns, timeout=limit)
         for w in running:
             if w.conn in ready:
                 out.append(self._requeue(*w.collect()))
@@ -335,7 +352,7 @@ class Workers:
         does not wait for this process, which judges cells between polls (short tasks left the
         workers idle ~40% of a warm run without it).
         """
-        failed: list[Outcome] = []
+        failed: list[Outcome | None] = []
         for depth in range(DEPTH):
             for w in self._workers:
                 if not self._queue or len(w.sent) > depth or not w.takes(self._queue[0][2]):
@@ -347,7 +364,7 @@ class Workers:
                     failed.append(self._requeue(*w.lost(entry, e)))
         return [o for o in failed if o is not None]
 
-    def _requeue(self, outcome: Outcome | None, entries: list[tuple]) -> Outcome | None:
+    def _requeue(self, outcome: _O, entries: list[tuple]) -> _O:
         for entry in entries:
             heapq.heappush(self._queue, entry)
         return outcome

@@ -25,9 +25,9 @@ def read_manifest(dir: Path) -> dict:
         raise UsageError(f"{str(path)!r} is {path.stat().st_size} bytes; a manifest is at most {MAX_MANIFEST_BYTES}")
     try:
         doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
         # NOTE: ValueError covers integers past Python's digit limit; RecursionError, deep nesting
-        raise UsageError(f"{str(path)!r} is not valid JSON ({error_text(e, 120)})") from None
+        raise UsageError(f"{str(path)!r} is not valid JSON ({error_text(err, 120)})") from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("artifacts"), list):
         raise UsageError(f"{str(path)!r} is not an actexport manifest of schema {SCHEMA}")
     seen: set[tuple] = set()
@@ -55,11 +55,11 @@ def read_manifest(dir: Path) -> dict:
         link = linked_part(dir, e["path"])
         if link:
             raise UsageError(f"{str(path)!r} lists {e['path']!r}: {link}")
-        key = (e["id"], e["format"], e["dtype"], format_of(e["format"]).key_opset(e.get("opset")))
-        if key in seen:
+        cell = (e["id"], e["format"], e["dtype"], format_of(e["format"]).key_opset(e.get("opset")))
+        if cell in seen:
             raise UsageError(f"{str(path)!r} lists two {e['format']} {e['dtype']} artifacts for {e['id']!r}; "
                              "each may be listed once")
-        seen.add(key)
+        seen.add(cell)
     return doc
 
 

@@ -121,7 +121,9 @@ def activation(spec: str, shape: tuple[int, ...], static_dims: tuple[int, ...],
     factory = load_factory(spec)
     act = Activation(
         id=spec.replace(":", "."), factory=factory, formula=f"{spec} (reference: eager PyTorch in float64)",
-        oracle=EagerFloat64(spec), shape=shape, static_dims=static_dims, budgets=budgets, max_input=MODULE_MAX_INPUT,
+        # NOTE: EagerFloat64 stands in for an Oracle (duck-typed); Activation.oracle's annotation does not say so yet
+        oracle=EagerFloat64(spec),  # type: ignore[arg-type]
+        shape=shape, static_dims=static_dims, budgets=budgets, max_input=MODULE_MAX_INPUT,
         recipe=(spec, shape, static_dims, ulp, atol),
     )
     _check_runs(act)
@@ -132,6 +134,7 @@ def _check_runs(act: Activation) -> None:
     """The factory builds the same module every call (the artifact, the reference and the worker
     processes each build their own), and it runs at the example shape and the doubled one."""
     from actexport.cache import module_digest
+    assert act.recipe is not None  # activation() sets it
     spec = act.recipe[0]
     if module_digest(act) != module_digest(act):
         raise UsageError(f"--module {spec}: the factory builds different weights each call; seed it "

@@ -138,7 +138,7 @@ class Oracle:
         with np.errstate(all="ignore"):
             y = m.result(self.fn(m, m.inputs(x), *params))
             if self.elementwise:
-                x64 = x.astype(np.float64)
+                x64: np.ndarray = x.astype(np.float64)
                 y[np.isnan(x64)] = np.nan
                 if self.limits is not None:
                     y[x64 == -np.inf], y[x64 == np.inf] = self.limits

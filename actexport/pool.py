@@ -145,7 +145,9 @@ class Exports:
         first = self._done[leader]
         result = replace(first, cache=f"same artifact as {leader.act.id} (exported once)")
         if first.ok:
-            atomic_write(job.path, lambda tmp: tmp.write_bytes(first.path.read_bytes()))
+            source = first.path
+            assert source is not None  # ok
+            atomic_write(job.path, lambda tmp: tmp.write_bytes(source.read_bytes()))
             result = replace(result, path=job.path)
         self._done[job] = result
         return result
@@ -153,6 +155,7 @@ class Exports:
     def result(self, job: ExportJob) -> ExportResult:
         """The result of one job, running the pipeline until it exists."""
         if not self.ready(job):
+            assert self.pipeline is not None  # started by the constructor when a job was not ready
             self.pipeline.drive(lambda: self.ready(job))
         return self._result_now(job)
 

@@ -11,10 +11,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actexport.files import write_json
 from actexport.exporters.onnx import spec
 from actexport.translations import TRANSLATIONS
+
+if TYPE_CHECKING:
+    from actexport.bench.report import BenchReport
 
 # NOTE: the new side is the "candidates" profile, so that rows the rule rejected are measured again.
 SIDES = ("stock", "candidates")
@@ -143,7 +147,7 @@ def _latency(report, act_id: str, size: int, runtime: str) -> dict:
             "baseline": base.runtime if base else None}
 
 
-def _row(act_id: str, names: list[str], verified: dict, benched: dict, dtypes, sizes) -> dict:
+def _row(act_id: str, names: list[str], verified: dict, benched: BenchReport, dtypes, sizes) -> dict:
     stock, ours = _cells(verified["stock"], act_id), _cells(verified["candidates"], act_id)
     why: list[str] = []
     per_dtype = {}
@@ -197,7 +201,7 @@ def _catalog(ratios: dict) -> dict:
     ratios = {a: v for a, v in ratios.items() if v}
     if not ratios:
         return {"activations": 0, "geomean": None, "max": None, "max_activation": None, "above": [], "ratios": {}}
-    worst = max(ratios, key=ratios.get)
+    worst = max(ratios, key=ratios.__getitem__)
     return {"activations": len(ratios), "geomean": math.exp(sum(math.log(v) for v in ratios.values()) / len(ratios)),
             "max": ratios[worst], "max_activation": worst,
             "above": [a for a, v in ratios.items() if v > TARGET_MAX], "ratios": ratios}

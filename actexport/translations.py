@@ -278,6 +278,7 @@ def plan(module: nn.Module, dtype: str, opset: int, profile: str = DEFAULT_PROFI
         row = by_class.get(type(m))
         new = row.build(m, dtype, opset) if row else None
         if new is not None:
+            assert row is not None  # new came from row.build
             used.append(row.name)
             new.train(m.training)
         return new

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from actexport.files import error_text, root_cause
 from actexport.formats import takes_opset
 from actexport.inputs import to_torch, torch_dtype
 from actexport.runtimes import ProviderMissing, Runtime, RuntimeUnavailable, for_format
+
+if TYPE_CHECKING:
+    from actexport.runtimes.eager import EagerRuntime
 
 Progress = Callable[[str], None]
 
@@ -65,6 +69,7 @@ class ActivationBench:
     def _graph(self, result: ExportResult) -> dict:
         from actexport.graphs import analyse
         try:
+            assert result.path is not None  # run() passes an ok result
             keep = Path(self.save_optimized) / f"{self.act.id}.optimized.onnx" if self.save_optimized else None
             return {"opset": result.opset, **analyse(result.path, keep)}
         except Exception as e:  # noqa: BLE001
@@ -108,7 +113,7 @@ class ActivationBench:
         finally:
             rt.close()
 
-    def _eager_size(self, rt: Runtime, n: int, x: np.ndarray, name: str, out_name: str) -> None:
+    def _eager_size(self, rt: EagerRuntime, n: int, x: np.ndarray, name: str, out_name: str) -> None:
         from actexport.runtimes.torch_common import out_variant
         device = rt.device
         try:
@@ -131,6 +136,7 @@ class ActivationBench:
         if result.unavailable or not result.ok:
             self._all_sizes(fmt, name, "unavailable", f"no artifact: {result.unavailable or result.error}")
             return
+        assert result.path is not None  # ok
         reason = rt.unavailable()
         if reason:
             self._all_sizes(fmt, name, "unavailable", reason)

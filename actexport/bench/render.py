@@ -4,10 +4,15 @@ only when used)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from actexport.bench.row import POOR_FACTOR, POOR_MIN_SIZE, BenchRow
 from actexport.catalog import UsageError
 from actexport.files import atomic_write
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
 
 OTHER_CPU_WARN = 0.1  # share of the machine's CPU time used by other processes that makes a run suspect
 
@@ -91,6 +96,7 @@ def plot_report(report, path: Path) -> None:
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, cols, squeeze=False)
     runtimes = report.runtimes()
+    ax: Axes  # axes is an object array of Axes
     for ax, act in zip(axes.flat, acts):
         for i, rt in enumerate(runtimes):  # NOTE: a fixed colour per runtime across panels
             pts = sorted((r.elements, r.median_s * 1e6) for r in report.rows
@@ -109,7 +115,7 @@ def plot_report(report, path: Path) -> None:
         ax.grid(True, which="major", alpha=0.3)
     for ax in list(axes.flat)[len(acts):]:
         ax.set_visible(False)
-    handles: dict[str, object] = {}
+    handles: dict[str, Artist] = {}
     for ax in axes.flat:
         for h, label in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(label, h)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -53,7 +54,10 @@ class Runtime:
     @classmethod
     def on(cls, device: str, threads: int | None = None) -> Runtime:
         """An instance for `device`; `threads`: intra-op threads where the runtime has a setting."""
-        return cls(device) if cls.devices else cls()
+        # NOTE: by convention a runtime with devices takes the device as its first argument
+        # (TorchModuleRuntime, OrtRuntime); the base class itself takes none.
+        make = cast(Callable[..., Runtime], cls)
+        return make(device) if cls.devices else make()
 
     @property
     def name(self) -> str:

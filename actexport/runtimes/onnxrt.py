@@ -8,12 +8,16 @@ import re
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from actexport.capture import quiet
 from actexport.files import error_text
 from actexport.runtimes import ProviderMissing, Runtime, RuntimeUnavailable
+
+if TYPE_CHECKING:
+    import onnxruntime
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 OPTIMIZATION_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
@@ -40,7 +44,8 @@ def installed_distributions() -> list[str]:
         name = (d.metadata["Name"] or "").lower().replace("_", "-")
         if name not in _ORT_DISTRIBUTIONS:
             continue
-        if imported is None or Path(d.locate_file("onnxruntime")).resolve() == imported:
+        # NOTE: typeshed types locate_file() as SimplePath; an installed distribution's is a pathlib.Path
+        if imported is None or Path(d.locate_file("onnxruntime")).resolve() == imported:  # type: ignore[arg-type]
             names.add(name)
     return sorted(names)
 
@@ -194,7 +199,7 @@ class OrtRuntime(Runtime):
         self.provider_options = provider_options or {}
         self.intra_op_threads = intra_op_threads
         self.optimization = optimization
-        self.session = None
+        self.session: onnxruntime.InferenceSession | None = None  # set by load()
         self.session_options_info: dict = {}
 
     @classmethod
@@ -306,6 +311,7 @@ class OrtRuntime(Runtime):
     def run(self, x: np.ndarray) -> np.ndarray:
         if x.dtype.name == "bfloat16":
             return self._run_bfloat16(x)
+        assert self.session is not None  # loaded
         return self.session.run(None, {self.input_name: x}, self.run_options)[0]
 
     def _run_bfloat16(self, x: np.ndarray) -> np.ndarray:
@@ -315,6 +321,7 @@ class OrtRuntime(Runtime):
         from onnx import TensorProto
         value = ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
             np.ascontiguousarray(x).view(np.uint16), TensorProto.BFLOAT16)
+        assert self.session is not None  # loaded
         binding = self.session.io_binding()
         binding.bind_ortvalue_input(self.input_name, value)
         binding.bind_output(self.output_name, "cpu")
@@ -334,6 +341,7 @@ class OrtRuntime(Runtime):
         import onnxruntime as ort
         from onnx import TensorProto
         y = self.run(x)
+        assert self.session is not None  # loaded
         device = "cuda" if self.device == "cuda" else "cpu"
         x = np.ascontiguousarray(x)
         if x.dtype.name == "bfloat16":

@@ -59,12 +59,14 @@ class Refused(ValueError):
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    out, pos, end = [], 0, len(text.rstrip())
+    out: list[tuple[str, str]] = []
+    pos, end = 0, len(text.rstrip())
     while pos < end:
         m = _TOKEN.match(text, pos)
         if m is None or m.end() == pos:
             raise Refused(f"unexpected character {text[pos:].lstrip()[:1]!r}")
         kind = m.lastgroup
+        assert kind is not None  # every alternative of _TOKEN is a named group
         out.append((kind, m.group(kind)))
         pos = m.end()
     return out
@@ -139,16 +141,17 @@ class _Parser:
         self.take("(")
         args: list[int | None] = []
         while self.peek() != ("op", ")"):
-            if self.peek() is None:
+            tok = self.peek()
+            if tok is None:
                 raise Refused(f"{name}( is never closed")
-            kind, text = self.peek()
+            kind, text = tok
             keyword = None
             if kind == "name" and self.i + 1 < len(self.t) and self.t[self.i + 1] == ("op", "="):
                 if text not in KEYWORDS:
                     raise Refused(f"keyword {text!r} is not one sympy's printer writes")
                 keyword = text
                 self.take(), self.take("=")
-            if self.peek() is not None and self.peek()[0] == "str":
+            if (nxt := self.peek()) is not None and nxt[0] == "str":
                 self.take()
                 value = None
             else:
@@ -177,8 +180,8 @@ def check_expr(text: object) -> None:
         raise Refused(f"a symbolic size of {len(text)} characters (at most {MAX_CHARS})")
     parser = _Parser(_tokens(text))
     parser.expr(0)
-    if parser.peek() is not None:
-        raise Refused(f"unexpected {parser.peek()[1]!r} after the expression")
+    if (tok := parser.peek()) is not None:
+        raise Refused(f"unexpected {tok[1]!r} after the expression")
 
 
 def check_target(text: object) -> None:

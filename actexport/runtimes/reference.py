@@ -8,11 +8,15 @@ both deviate, the exported graph is.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from actexport.files import error_text
 from actexport.runtimes import Runtime, RuntimeUnavailable
+
+if TYPE_CHECKING:
+    from onnx.reference import ReferenceEvaluator
 
 
 class ReferenceRuntime(Runtime):
@@ -22,7 +26,7 @@ class ReferenceRuntime(Runtime):
     specification = True
 
     def __init__(self) -> None:
-        self.evaluator = None
+        self.evaluator: ReferenceEvaluator | None = None
 
     def unavailable(self) -> str | None:
         try:
@@ -43,6 +47,7 @@ class ReferenceRuntime(Runtime):
         self.ran_on = "onnx.reference"
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        assert self.evaluator is not None  # loaded
         with np.errstate(all="ignore"):
             (y,) = self.evaluator.run(None, {self.input_name: x})
         return np.asarray(y)

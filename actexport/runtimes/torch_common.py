@@ -38,16 +38,18 @@ class TorchModuleRuntime(Runtime):
     def __init__(self, device: str = "cpu") -> None:
         self.device = device
         self.ran_on = device
-        self.module = None
+        self.module: nn.Module | None = None  # set by load() (or the constructor, for eager)
 
     def provider_unavailable(self) -> str | None:
         return device_unavailable(self.device)
 
+    # NOTE: a property here (derived from the device); other runtimes set the attribute in load()
     @property
-    def settings(self) -> dict:
+    def settings(self) -> dict:  # type: ignore[override]
         return device_settings(self.device) if self.module is not None else {}
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        assert self.module is not None  # loaded
         with torch.no_grad():
             y = self.module(to_torch(x).to(self.device))
         if self.device == "cuda":
@@ -58,6 +60,7 @@ class TorchModuleRuntime(Runtime):
         """The module call on a tensor placed on the device once; waits for CUDA to finish."""
         t = to_torch(x).to(self.device)
         module, cuda = self.module, self.device == "cuda"
+        assert module is not None  # loaded
         if cuda:
             torch.cuda.synchronize()
 

@@ -83,6 +83,7 @@ def verify(
                     exports.when_done(job, then)
                     return None
             else:
+                assert manifest is not None  # read above when artifacts_dir is given
                 def produce(act: Activation, dtype: str, fmt: str, opset: int | None, then=None):
                     result = art.deployed(act, fmt, dtype, opset, Path(artifacts_dir), manifest,
                                           options.listed_only, options.timeout)

@@ -118,6 +118,7 @@ class ActivationRun:
             elif slot.kind == "graph":
                 self._submit(slot, tasks.optimisation, (result.path, xs, VERIFY_ORT_THREADS, shapes))
             else:
+                assert slot.cell is not None  # an artifact slot has its cell
                 self._submit(slot, tasks.runtime, (fmt, slot.cell.runtime, slot.device, result.path, xs,
                                                    VERIFY_ORT_THREADS, shapes))
 
@@ -146,11 +147,13 @@ class ActivationRun:
         analysed: dict[tuple[str, int | None], Outputs] = {}  # the runs graph records compare with
         for slot in self.slots:
             if slot.kind == "eager":
+                assert slot.cell is not None  # eager and artifact slots have their cell
                 values = self._cell_outcome(slot)
                 if values is not None:
                     self.eager[slot.device] = Outputs(values, self._judge(slot, values, None, None))
                     ran[("eager", None, slot.family, slot.device)] = (slot.cell, self.eager[slot.device])
             elif slot.kind == "artifact":
+                assert slot.cell is not None
                 outputs = self._artifact_cell(slot, spec.get((slot.format, slot.opset)))
                 if slot.specification:
                     spec[(slot.format, slot.opset)] = outputs
@@ -187,12 +190,14 @@ class ActivationRun:
     def _cell_outcome(self, slot: _Slot) -> list[np.ndarray] | None:
         """The values of a finished cell task, or None with the cell's status and reason set."""
         cell, outcome = slot.cell, slot.outcome
+        assert cell is not None  # eager and artifact slots have their cell
         if isinstance(outcome, tasks.Ran):
             cell.ran_on = outcome.ran_on
             if outcome.settings:  # what the runtime ran with: once per runtime in the report
                 self.report.environment.setdefault("runtimes", {}).setdefault(cell.runtime, outcome.settings)
             # NOTE: every task checked its outputs' shapes (tasks._outputs) before returning them
             return outcome.values
+        assert outcome is not None  # the slot is done: its task returned
         cell.status, cell.stage, cell.reason = Status(outcome.status), outcome.stage, outcome.reason
         if (outcome.status == "unavailable" and outcome.stage == "provider" and slot.device != "cpu"
                 and self.options.providers_explicit and cell.format != "eager"):
@@ -203,6 +208,7 @@ class ActivationRun:
 
     def _artifact_cell(self, slot: _Slot, spec: Outputs | None) -> Outputs | None:
         cell, result = slot.cell, slot.result
+        assert cell is not None and result is not None  # an artifact slot, its artifact ready
         if result.unavailable:
             cell.status, cell.stage, cell.reason = Status.UNAVAILABLE, "export", result.unavailable
             if result.stage == "unlisted":
@@ -216,6 +222,7 @@ class ActivationRun:
             cell.status = Status.XFAIL if xfail and cell.stage == "export" else Status.ERROR
             cell.reason = f"no artifact: {result.error}"
             if cell.status == "xfail":
+                assert xfail is not None  # XFAIL only with a declaration
                 cell.reason = f"{xfail.reason} [{cell.reason}]"
             return None
         values = self._cell_outcome(slot)
@@ -226,10 +233,12 @@ class ActivationRun:
         return Outputs(values, ok)
 
     def _subject(self, slot: _Slot, exporter: str) -> Subject:
+        assert slot.cell is not None  # only cells are judged
         return Subject(slot.format, slot.cell.runtime, self.dtype, exporter, slot.specification)
 
     def _judge(self, slot: _Slot, values: list[np.ndarray], torch_ref: Outputs | None, spec: Outputs | None) -> bool:
         """Judges the slot's cell (judge.py) and records the verdict in it; whether it is within budget."""
+        assert slot.cell is not None  # only cells are judged
         verdict = judge(self.act, self._subject(slot, slot.cell.exporter), self.inputs, self.exact, values,
                         torch_ref, spec)
         _record(slot.cell, verdict)
@@ -248,6 +257,7 @@ class ActivationRun:
         if graph is not None and graph.outcome is not None and opset in ort_by_opset:
             outcome = graph.outcome
             if isinstance(outcome, tasks.Ran):
+                assert outcome.graph is not None  # tasks.optimisation's Ran carries the graph
                 record.update(optimisation(outcome.graph, outcome.values, ort_by_opset[opset].values, self.exact,
                                            [b.x for b in self.inputs], self.budget))
             else:
