@@ -62,9 +62,8 @@ def declaration(act: Activation, subject: Subject, no_artifact: bool = False) ->
     if subject.format == "onnx":  # NOTE: a label of "" (none recorded) reads as the default exporter
         from actexport.exporters.onnx import kind, profile
         exporter, graphs = kind(subject.exporter), profile(subject.exporter)
-    # NOTE: runtime None (an export) matches only declarations of any runtime; catalog.py's xfail() says str
-    return act.xfail(subject.format, subject.runtime, subject.dtype, exporter,  # type: ignore[arg-type]
-                     no_artifact=no_artifact, graphs=graphs)
+    # NOTE: runtime None (an export) matches only the declarations that name no runtime
+    return act.xfail(subject.format, subject.runtime, subject.dtype, exporter, no_artifact=no_artifact, graphs=graphs)
 
 
 def judge(act: Activation, subject: Subject, inputs: list[Battery], exact: list[np.ndarray],

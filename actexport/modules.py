@@ -121,7 +121,8 @@ def activation(spec: str, shape: tuple[int, ...], static_dims: tuple[int, ...],
     factory = load_factory(spec)
     act = Activation(
         id=spec.replace(":", "."), factory=factory, formula=f"{spec} (reference: eager PyTorch in float64)",
-        # NOTE: EagerFloat64 stands in for an Oracle (duck-typed); Activation.oracle's annotation does not say so yet
+        # NOTE: EagerFloat64 stands in for an Oracle (called on x, with elementwise and limits); the
+        # catalog's rows are typed with the oracle.py definitions they all use
         oracle=EagerFloat64(spec),  # type: ignore[arg-type]
         shape=shape, static_dims=static_dims, budgets=budgets, max_input=MODULE_MAX_INPUT,
         recipe=(spec, shape, static_dims, ulp, atol),

@@ -133,7 +133,7 @@ class XFail:
                 raise ValueError(f"a declaration with `where` needs max_ulp or max_abs: {self.reason}")
         _regions(self.where + self.special)  # a malformed region fails at import, not in a cell
 
-    def matches(self, format: str, runtime: str, dtype: str, exporter: str | None = None,
+    def matches(self, format: str, runtime: str | None, dtype: str, exporter: str | None = None,
                 graphs: str | None = None) -> bool:
         return all(
             want is None or want == got or (isinstance(want, tuple) and got in want)
@@ -246,7 +246,7 @@ class Activation:
     def budget(self, dtype: str) -> Budget:
         return self.budgets.get(dtype, DEFAULT_BUDGETS[dtype])
 
-    def xfail(self, format: str, runtime: str, dtype: str, exporter: str | None = None,
+    def xfail(self, format: str, runtime: str | None, dtype: str, exporter: str | None = None,
               no_artifact: bool = False, graphs: str | None = None) -> XFail | Declared | None:
         """The declaration of a missing artifact when `no_artifact`; else every numerical declaration
         that matches the cell, together (each excuses its own region)."""

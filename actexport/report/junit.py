@@ -31,7 +31,8 @@ def write(report, path: Path) -> None:
             ET.SubElement(case, "error", message=c.reason[:1000]).text = c.log or c.reason
         elif c.status in ("skip", "unavailable", "xfail"):
             ET.SubElement(case, "skipped", message=f"{c.status}: {c.reason}"[:1000])
-    tree = ET.ElementTree(ET.Element("testsuites"))
-    tree.getroot().append(suite)
+    root = ET.Element("testsuites")
+    root.append(suite)
+    tree = ET.ElementTree(root)
     ET.indent(tree)
     atomic_write(Path(path), lambda tmp: tree.write(tmp, encoding="utf-8", xml_declaration=True))
