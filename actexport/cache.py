@@ -200,7 +200,7 @@ class ExportCache:
             try:
                 digest = None
                 if result.ok:
-                    assert result.path is not None  # ok
+                    assert result.path is not None  # result.ok says so
                     shutil.copyfile(result.path, tmp / ARTIFACT)
                     digest = sha256(tmp / ARTIFACT)
                 fields = {f: v for f, v in asdict(result).items() if f not in ("path", "seconds", "cache")}

@@ -146,7 +146,7 @@ class Exports:
         result = replace(first, cache=f"same artifact as {leader.act.id} (exported once)")
         if first.ok:
             source = first.path
-            assert source is not None  # ok
+            assert source is not None  # first.ok says so
             atomic_write(job.path, lambda tmp: tmp.write_bytes(source.read_bytes()))
             result = replace(result, path=job.path)
         self._done[job] = result

@@ -125,9 +125,12 @@ def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.nda
             shapes: list[tuple] | None = None):
     """Loads the artifact at `path` in the runtime called `name` and runs every input (whose outputs
     must have `shapes`, when given)."""
-    from actexport.runtimes import ProviderMissing, RuntimeUnavailable, for_format
+    from actexport.runtimes import ProviderMissing, RuntimeUnavailable, named
 
-    (rt,) = [r for r in for_format(format, (device,), reference=True, threads=ort_threads) if r.name == name]
+    try:
+        rt = named(format, name, device, ort_threads)
+    except RuntimeUnavailable as e:
+        return NotRun("error", "load", str(e))
     reason = rt.provider_unavailable()
     if reason:  # the provider or device, not this artifact (exit 4 when asked for by name)
         return NotRun("unavailable", "provider", reason)

@@ -51,6 +51,15 @@ def test_a_runtime_registered_by_a_plugin_runs_in_the_worker_processes(tmp_path)
     assert cells["toy:cpu"]["status"] == "pass" and cells["toy:cpu"]["ran_on"] == "numpy"
 
 
+def test_a_runtime_registered_in_this_process_only_is_an_error_naming_the_plugin_route(monkeypatch):
+    """Worker processes import the package afresh: a registry line added here alone is not theirs."""
+    monkeypatch.setattr(runtimes, "RUNTIMES", [*runtimes.RUNTIMES, TOY])
+    report = verify(["relu"], Options(formats=("onnx",)))
+    toy = _cells(report, "toy:cpu")["relu"]
+    assert toy.status == "error" and "must be registered by a plugin ($ACTEXPORT_PLUGINS)" in toy.reason, toy.reason
+    assert _cells(report, "ort:cpu")["relu"].status == "pass"
+
+
 @pytest.mark.parametrize("cls, why", [
     ("WrongFormat", "runs format 'tflite'"),
     ("NoFamily", "needs a family"),

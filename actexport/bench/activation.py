@@ -136,7 +136,7 @@ class ActivationBench:
         if result.unavailable or not result.ok:
             self._all_sizes(fmt, name, "unavailable", f"no artifact: {result.unavailable or result.error}")
             return
-        assert result.path is not None  # ok
+        assert result.path is not None  # result.ok says so
         reason = rt.unavailable()
         if reason:
             self._all_sizes(fmt, name, "unavailable", reason)

@@ -152,3 +152,13 @@ def for_format(format: str, providers: tuple[str, ...], reference: bool = True,
             continue
         out += [cls.on(device, threads) for device in providers if device in cls.devices]
     return out
+
+
+def named(format: str, name: str, device: str, threads: int | None = None) -> Runtime:
+    """The runtime a cell is named after ("ort:cpu"), as this process's registry has it."""
+    for rt in for_format(format, (device,), reference=True, threads=threads):
+        if rt.name == name:
+            return rt
+    raise RuntimeUnavailable(f"no runtime {name!r} for {format} in this process; a runtime from outside "
+                             "actexport must be registered by a plugin ($ACTEXPORT_PLUGINS), which every "
+                             "process imports")
