@@ -13,6 +13,7 @@ from actexport.exporters import ExportResult
 from actexport.formats import FORMATS, format_of, takes_opset
 from actexport.files import atomic_write, error_text, sha256  # noqa: F401  (sha256: used by callers through here too)
 from actexport.manifest import MANIFEST, SCHEMA, linked_part, read_manifest  # noqa: F401  (callers' names)
+from actexport.status import Stage
 
 MAX_ONNX_BYTES = 2 << 30  # protobuf's limit for one message
 
@@ -205,25 +206,25 @@ def deployed(act: Activation, fmt: str, dtype: str, opset: int | None, dir: Path
     if not entries:
         what = f"{fmt} {dtype}" + (f" opset {opset}" if takes_opset(fmt) else "")
         if listed_only:
-            return ExportResult(fmt, None, "", stage="unlisted",
+            return ExportResult(fmt, None, "", stage=Stage.UNLISTED,
                                 unavailable=f"{dir}/manifest.json lists no {what} artifact for {act.id}: nothing to check")
-        return ExportResult(fmt, None, "", stage="export",
+        return ExportResult(fmt, None, "", stage=Stage.EXPORT,
                             error=f"{dir}/manifest.json lists no {what} artifact for {act.id}")
     entry = entries[0]
     path = dir / entry["path"]
     if not path.is_file():
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage="missing",
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage=Stage.MISSING,
                             error=f"{path} is listed in the manifest but missing")
     try:
         digest = sha256(path, seconds=timeout)
     except (TimeoutError, OSError) as e:
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity", error=str(e))
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage=Stage.INTEGRITY, error=str(e))
     if digest != entry["sha256"]:
         # NOTE: a changed file is an integrity failure (exit 1), not a missing artifact (exit 3).
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity",
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage=Stage.INTEGRITY,
                             error=f"{path} changed since export: sha256 {digest[:12]} != manifest {entry['sha256'][:12]}")
     problem = onnx_problem(path) if fmt == "onnx" else None  # NOTE: parsed in this process, before any runtime
     if problem:
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage="integrity", error=problem)
+        return ExportResult(fmt, None, entry.get("exporter", ""), stage=Stage.INTEGRITY, error=problem)
     return ExportResult(fmt, path, entry.get("exporter", ""), opset=entry.get("opset"),
                         details=entry.get("details", {}))

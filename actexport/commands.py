@@ -13,6 +13,7 @@ from actexport import catalog
 from actexport.catalog import DTYPES, UsageError
 from actexport.formats import FORMATS
 from actexport.report import FAILED, NO_ARTIFACT, NO_PROVIDER, OK
+from actexport.status import Stage
 
 
 def _all_dtypes(value: str) -> str:
@@ -162,7 +163,7 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
     for act, dtype, r in results:
         if r.ok:
             continue
-        declared = r.error and r.stage == "export" and declaration(act, Subject(r.format, None, dtype, r.exporter),
+        declared = r.error and r.stage == Stage.EXPORT and declaration(act, Subject(r.format, None, dtype, r.exporter),
                                                                    no_artifact=True)
         failed += bool(r.error) and not declared
         status = "unavailable" if r.unavailable else ("xfail (declared)" if declared else "error")

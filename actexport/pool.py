@@ -19,6 +19,7 @@ from actexport.catalog import Activation
 from actexport.exporters import ExportResult
 from actexport.files import atomic_write
 from actexport.formats import format_of
+from actexport.status import Stage
 
 
 @dataclass(frozen=True, eq=False)  # NOTE: compared by identity: each job is one entry of a run
@@ -110,7 +111,7 @@ class Exports:
             # NOTE: a crash or a hang is a result of this export, not of the run; never cached.
             # NOTE: stage "crash": no declaration ("cannot be exported") ever excuses it.
             result = ExportResult(job.format, None, format_of(job.format).label(job.exporter),
-                                  error=f"export failed: {outcome.failure}", seconds=outcome.seconds, stage="crash")
+                                  error=f"export failed: {outcome.failure}", seconds=outcome.seconds, stage=Stage.CRASH)
             self._finish(job, result, "not stored: the export did not finish")
             return
         if isinstance(outcome.value, tasks.Elsewhere):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from actexport.files import error_text
+from actexport.status import Stage, Status
 
 if TYPE_CHECKING:
     from actexport.catalog import Activation
@@ -33,10 +34,10 @@ class Ran:
 
 @dataclass(frozen=True)
 class NotRun:
-    """A cell that did not run: `status` "unavailable" or "error", `stage` "provider", "load" or "run"."""
+    """A cell that did not run: unavailable or error, at the provider, load or run stage."""
 
-    status: str
-    stage: str
+    status: Status
+    stage: Stage
     reason: str
 
 
@@ -99,13 +100,13 @@ def eager(act_id: str, module_key: str | None, dtype: str, device: str, inputs: 
         rt = EagerRuntime(act, dtype, device)
         reason = rt.unavailable()
         if reason:
-            return NotRun("unavailable", "load", reason)
+            return NotRun(Status.UNAVAILABLE, Stage.LOAD, reason)
         values, wrong = _outputs(rt.infer, inputs, shapes, f"eager:{device}")
         if wrong:
-            return NotRun("error", "run", wrong)
+            return NotRun(Status.ERROR, Stage.RUN, wrong)
         return Ran(values, device, rt.settings or {})
     except Exception as e:  # noqa: BLE001
-        return NotRun("unavailable", "run",
+        return NotRun(Status.UNAVAILABLE, Stage.RUN,
                       f"eager PyTorch cannot run {act_id} in {dtype} on {device}: {error_text(e)}")
 
 
@@ -130,27 +131,27 @@ def runtime(format: str, name: str, device: str, path: Path, inputs: list[np.nda
     try:
         rt = named(format, name, device, ort_threads)
     except RuntimeUnavailable as e:
-        return NotRun("error", "load", str(e))
+        return NotRun(Status.ERROR, Stage.LOAD, str(e))
     reason = rt.provider_unavailable()
     if reason:  # the provider or device, not this artifact (exit 4 when asked for by name)
-        return NotRun("unavailable", "provider", reason)
+        return NotRun(Status.UNAVAILABLE, Stage.PROVIDER, reason)
     reason = rt.unavailable()
     if reason:
-        return NotRun("unavailable", "load", reason)
-    stage = "load"
+        return NotRun(Status.UNAVAILABLE, Stage.LOAD, reason)
+    stage = Stage.LOAD
     try:
         rt.load(Path(path))
-        stage = "run"
+        stage = Stage.RUN
         values, wrong = _outputs(rt.infer, inputs, shapes, name)
         if wrong:
-            return NotRun("error", stage, wrong)
+            return NotRun(Status.ERROR, stage, wrong)
         return Ran(values, rt.ran_on, rt.settings or {})
     except ProviderMissing as e:
-        return NotRun("unavailable", "provider", str(e))
+        return NotRun(Status.UNAVAILABLE, Stage.PROVIDER, str(e))
     except RuntimeUnavailable as e:
-        return NotRun("unavailable", stage, str(e))
+        return NotRun(Status.UNAVAILABLE, stage, str(e))
     except Exception as e:  # noqa: BLE001  (one broken cell must not stop the matrix)
-        return NotRun("error", stage, f"{error_text(e, 300)}")
+        return NotRun(Status.ERROR, stage, f"{error_text(e, 300)}")
     finally:
         rt.close()
 
@@ -166,7 +167,7 @@ def optimisation(path: Path, inputs: list[np.ndarray], ort_threads: int | None, 
             rt.load(Path(path))
             values, wrong = _outputs(rt.infer, inputs, shapes, "the unoptimised graph")
             if wrong:
-                return NotRun("error", "run", wrong)
+                return NotRun(Status.ERROR, Stage.RUN, wrong)
             return Ran(values, graph=graph)
     except Exception as e:  # noqa: BLE001  (a diagnostic: it never fails the cell)
-        return NotRun("error", "run", f"{error_text(e, 300)}")
+        return NotRun(Status.ERROR, Stage.RUN, f"{error_text(e, 300)}")

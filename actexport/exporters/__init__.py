@@ -9,6 +9,7 @@ from typing import Callable
 
 from actexport.capture import quiet
 from actexport.files import root_cause
+from actexport.status import Stage
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class ExportResult:
     cache: str = ""  # "hit", "stored", or why the export cache was not used (see cache.py)
     # Where a missing artifact went missing: "export" (the exporter), "crash" (its process died or
     # hung), and for a deployed folder "unlisted", "missing" or "integrity".
-    stage: str = "export"
+    stage: Stage = Stage.EXPORT
     environmental: bool = False  # the failure came from the machine (files, memory), never cached
 
     @property

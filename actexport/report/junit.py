@@ -7,6 +7,7 @@ from pathlib import Path
 from xml.etree import ElementTree as ET
 
 from actexport.files import atomic_write
+from actexport.status import Status
 
 
 def write(report, path: Path) -> None:
@@ -25,11 +26,11 @@ def write(report, path: Path) -> None:
             suite, "testcase", classname=f"actexport.{c.activation}",
             name=f"{c.format}/{c.runtime}/{c.dtype}", time=f"{c.seconds:.3f}",
         )
-        if c.status in ("fail", "xpass"):
+        if c.status in (Status.FAIL, Status.XPASS):
             ET.SubElement(case, "failure", message=f"{c.status}: {c.reason}"[:1000]).text = c.reason
-        elif c.status == "error":
+        elif c.status == Status.ERROR:
             ET.SubElement(case, "error", message=c.reason[:1000]).text = c.log or c.reason
-        elif c.status in ("skip", "unavailable", "xfail"):
+        elif c.status in (Status.SKIP, Status.UNAVAILABLE, Status.XFAIL):
             ET.SubElement(case, "skipped", message=f"{c.status}: {c.reason}"[:1000])
     root = ET.Element("testsuites")
     root.append(suite)

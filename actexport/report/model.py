@@ -6,31 +6,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 
 from actexport.report import jsonfile, junit, terminal
+from actexport.status import ARTIFACT_MISSING, STATUSES, Stage, Status
 
 
-class Status(str, Enum):
-    """What a cell came to. A member is its value wherever a string is (JSON, JUnit, f-strings)."""
-
-    PASS = "pass"
-    FAIL = "fail"
-    XFAIL = "xfail"
-    XPASS = "xpass"
-    ERROR = "error"
-    SKIP = "skip"
-    UNAVAILABLE = "unavailable"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-
-STATUSES = tuple(s.value for s in Status)
 
 # Exit codes, documented in the README.
 OK, FAILED, USAGE, NO_ARTIFACT, NO_PROVIDER = 0, 1, 2, 3, 4
@@ -45,10 +26,10 @@ class Cell:
     format: str
     runtime: str
     dtype: str
-    status: str  # a Status (its value, once read back from JSON)
+    status: Status
     reason: str = ""
     exporter: str = ""
-    stage: str = ""  # where an error or unavailability arose: export, load, run
+    stage: Stage = Stage.NONE  # where an error or unavailability arose
     opset: int | None = None
     # Against the exact reference (the verdict):
     max_abs: float | None = None
@@ -103,15 +84,15 @@ class Report:
     problems: list[str] = field(default_factory=list)  # findings outside any cell (check: extra files)
 
     def counts(self) -> dict[str, int]:
-        c = Counter(cell.status for cell in self.cells)
+        c = Counter(str(cell.status) for cell in self.cells)
         return {s: c.get(s, 0) for s in STATUSES}
 
     def exit_code(self) -> int:
         """4 when a provider asked for by name did not run, 3 when an expected artifact could not be
         produced or is missing, 1 on fail/error/xpass, else 0."""
-        if any(c.status == "error" and c.stage == "provider" for c in self.cells):
+        if any(c.status == Status.ERROR and c.stage == Stage.PROVIDER for c in self.cells):
             return NO_PROVIDER
-        if any(c.status == "error" and c.stage in ("export", "missing", "crash") for c in self.cells):
+        if any(c.status == Status.ERROR and c.stage in ARTIFACT_MISSING for c in self.cells):
             return NO_ARTIFACT
         if any(c.status in ("fail", "error", "xpass") for c in self.cells) or self.problems:
             return FAILED

@@ -22,6 +22,7 @@ from actexport.pool import Exports, Pipeline
 from actexport.report import Cell, Report, Status
 from actexport.verify.cells import ActivationRun, Progress
 from actexport.verify.options import Options, ProviderUnavailable, check_providers, environment, plan_size
+from actexport.status import Stage
 
 
 def verify(
@@ -109,7 +110,7 @@ def verify(
         if options.latency:
             # NOTE: timing runs in this process: an artifact whose cell crashed, hung or errored is
             # not loaded again here.
-            broken = {(c.activation, c.format) for c in report.cells if c.status == "error"}
+            broken = {(c.activation, c.format) for c in report.cells if c.status == Status.ERROR}
             report.latency = _latency(acts, options, produce, progress, broken)
     report.wall_seconds = time.perf_counter() - start
     return report
@@ -127,7 +128,7 @@ def _ran_nowhere(cells: list[Cell]) -> None:
         if c.format != "eager":
             groups.setdefault((c.activation, c.format, c.dtype, c.opset), []).append(c)
     for group in groups.values():
-        if all(c.status == "unavailable" and c.stage in ("load", "run") for c in group):
+        if all(c.status == Status.UNAVAILABLE and c.stage in (Stage.LOAD, Stage.RUN) for c in group):
             for c in group:
                 c.status = Status.ERROR
                 c.reason = f"the artifact runs in no runtime here, so nothing verified it: {c.reason}"

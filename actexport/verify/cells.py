@@ -20,6 +20,7 @@ from actexport.pool import Pipeline
 from actexport.report import Cell, Report, Status
 from actexport.runtimes import for_format
 from actexport.verify.options import VERIFY_ORT_THREADS, Options
+from actexport.status import Stage
 
 Progress = Callable[[str], None]
 
@@ -129,7 +130,7 @@ class ActivationRun:
         if outcome.failure:
             # NOTE: the worker crashed or hung: this cell is an error, the matrix goes on.
             who = f"{slot.cell.runtime} " if slot.cell is not None else ""
-            slot.outcome = tasks.NotRun("error", "run", f"{who}{outcome.failure}")
+            slot.outcome = tasks.NotRun(Status.ERROR, Stage.RUN, f"{who}{outcome.failure}")
         elif isinstance(outcome.value, tasks.Elsewhere):  # the row exists in this process only
             slot.outcome = tasks.eager(self.act.id, None, self.dtype, slot.device, [b.x for b in self.inputs],
                                        act=self.act, shapes=[e.shape for e in self.exact])
@@ -198,8 +199,8 @@ class ActivationRun:
             # NOTE: every task checked its outputs' shapes (tasks._outputs) before returning them
             return outcome.values
         assert outcome is not None  # the slot is done: its task returned
-        cell.status, cell.stage, cell.reason = Status(outcome.status), outcome.stage, outcome.reason
-        if (outcome.status == "unavailable" and outcome.stage == "provider" and slot.device != "cpu"
+        cell.status, cell.stage, cell.reason = outcome.status, outcome.stage, outcome.reason
+        if (outcome.status == Status.UNAVAILABLE and outcome.stage == Stage.PROVIDER and slot.device != "cpu"
                 and self.options.providers_explicit and cell.format != "eager"):
             # NOTE: asked for by name, a provider that does not run is an error (exit 4), not n/a;
             # an artifact it has no kernel for (a dtype) stays n/a.
@@ -210,18 +211,18 @@ class ActivationRun:
         cell, result = slot.cell, slot.result
         assert cell is not None and result is not None  # an artifact slot, its artifact ready
         if result.unavailable:
-            cell.status, cell.stage, cell.reason = Status.UNAVAILABLE, "export", result.unavailable
-            if result.stage == "unlisted":
-                cell.status, cell.stage = Status.SKIP, ""
+            cell.status, cell.stage, cell.reason = Status.UNAVAILABLE, Stage.EXPORT, result.unavailable
+            if result.stage == Stage.UNLISTED:
+                cell.status, cell.stage = Status.SKIP, Stage.NONE
             return None
         if not result.ok:
             cell.stage, cell.log = result.stage, result.log[-4000:]
             # Only a declared "cannot be exported" excuses a missing artifact, and only when the
             # exporter (or the manifest) says none was produced, never a file that went missing.
             xfail = declaration(self.act, self._subject(slot, result.exporter), no_artifact=True)
-            cell.status = Status.XFAIL if xfail and cell.stage == "export" else Status.ERROR
+            cell.status = Status.XFAIL if xfail and cell.stage == Stage.EXPORT else Status.ERROR
             cell.reason = f"no artifact: {result.error}"
-            if cell.status == "xfail":
+            if cell.status == Status.XFAIL:
                 assert xfail is not None  # XFAIL only with a declaration
                 cell.reason = f"{xfail.reason} [{cell.reason}]"
             return None
@@ -289,6 +290,6 @@ def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
             "ok": r.ok, "error": r.error, "unavailable": r.unavailable, "seconds": round(r.seconds, 3),
             "cache": r.cache,
             **({"log": r.log[-4000:]} if not r.ok and r.log else {}), **r.details,
-            **({"stage": r.stage} if r.stage != "export" else {}), **({"environment": True} if r.environmental else {})}
+            **({"stage": r.stage} if r.stage != Stage.EXPORT else {}), **({"environment": True} if r.environmental else {})}
 
 
