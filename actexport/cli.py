@@ -43,14 +43,24 @@ def _parser() -> argparse.ArgumentParser:
                         "translations where stock is slow or lossy; see README), stock (torch.onnx as is), or "
                         "candidates (also the translations the benchmark rejected)")
         sp.add_argument("--module", default=None, metavar="PKG.MOD:FACTORY",
-                        help="your own torch.nn.Module factory instead of catalog ids (needs --input-shape)")
-        sp.add_argument("--input-shape", default=None, metavar="D0,D1,...",
-                        help="the example input shape of --module, e.g. 4,32")
-        sp.add_argument("--dynamic-dims", default="0", metavar="DIMS",
-                        help="dims of --input-shape left dynamic in the artifacts (default 0)")
-        sp.add_argument("--ulp", type=int, default=None, help="--module: ULP budget (default per dtype, README)")
-        sp.add_argument("--atol", type=float, default=None, help="--module: absolute floor (default per dtype)")
+                        help="your own torch.nn.Module factory instead of catalog ids (with --inputs or --input-shape)")
+        model_inputs(sp)
+        sp.add_argument("--ulp", type=int, default=None, help="bench --module: ULP budget (default per dtype, README)")
+        sp.add_argument("--atol", type=float, default=None, help="bench --module: absolute floor (default per dtype)")
         workers(sp)
+
+    def model_inputs(sp: argparse.ArgumentParser) -> None:
+        """How --module gets its inputs."""
+        sp.add_argument("--inputs", default=None, metavar="PKG.MOD:FN",
+                        help="--module: FN() returns the example inputs: a tensor, a tuple or a dict of tensors")
+        sp.add_argument("--input-shape", default=None, metavar="D0,D1,...",
+                        help="--module: one float input of this shape instead of --inputs, e.g. 4,32")
+        sp.add_argument("--dynamic-dims", default="0", metavar="DIMS",
+                        help="dims left dynamic: 0 (dim 0 of every input, the default), or per input: ids=0,1;mask=0")
+        sp.add_argument("--input-range", default=None, metavar="LO,HI",
+                        help="--module: draw float inputs within LO..HI (default: around the example's values)")
+        sp.add_argument("--samples", type=Path, default=None, metavar="FILE",
+                        help="--module: real inputs too, a torch.save list of examples")
 
     def workers(sp: argparse.ArgumentParser) -> None:
         """The export cache and worker-process flags of every command that exports."""
@@ -100,10 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("--in-process", action="store_true", help="run cells in this process (for debugging)")
     ch.add_argument("--module", default=None, metavar="PKG.MOD:FACTORY",
                     help="the factory of a user module DIR holds artifacts of (never guessed from the manifest)")
-    ch.add_argument("--input-shape", default=None, metavar="D0,D1,...", help="as given to `export --module`")
-    ch.add_argument("--dynamic-dims", default="0", metavar="DIMS", help="as given to `export --module`")
-    ch.add_argument("--ulp", type=int, default=None, help="--module: ULP budget")
-    ch.add_argument("--atol", type=float, default=None, help="--module: absolute floor")
+    model_inputs(ch)
 
     be = sub.add_parser("bench", help="latency per activation x artifact x runtime x size, beside the floor and eager")
     selection(be, dtypes=False)
@@ -160,6 +167,15 @@ def _main(args: argparse.Namespace, out, err) -> int:
         if hasattr(args, "graphs"):
             from actexport.exporters.onnx import spec
             args.exporter = spec(args.exporter, args.graphs)
+        if getattr(args, "module", None) and args.command in ("export", "verify", "check"):
+            from actexport.model import commands as model_commands
+            with deadline(timeout, f"--module {args.module}: building and trying the module"):
+                model = model_commands.model_of(args)
+            # NOTE: a model runs in this process (model/verify.py): --timeout bounds each of its
+            # exports and runtimes, MODEL_STEPS of them at most
+            with deadline(timeout * model_commands.MODEL_STEPS, f"--module {args.module}: the run"):
+                return {"export": model_commands.cmd_export, "verify": model_commands.cmd_verify,
+                        "check": model_commands.cmd_check}[args.command](args, model, out, err)
         user = None
         if args.command in ("export", "verify", "bench", "check"):
             with deadline(timeout, f"--module {getattr(args, 'module', None)}: building and trying the module"):

@@ -12,3 +12,38 @@ def raises():
 
 
 NOT_CALLABLE = 42
+
+
+def returns_a_string():
+    """A module whose output is not a tensor."""
+    import torch
+    from torch import nn
+
+    class Talker(nn.Module):
+        def forward(self, x: torch.Tensor):
+            return {"text": "hello", "y": x}
+
+    return Talker()
+
+
+def nested_outputs():
+    """Tuples, lists and dicts of tensors, nested: the names are their paths."""
+    import torch
+    from torch import nn
+
+    class Nested(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = nn.Linear(6, 3), nn.Linear(6, 2)
+
+        def forward(self, x: torch.Tensor, scale: torch.Tensor):
+            return self.a(x), {"logits": self.b(x) * scale, "extra": [torch.tanh(x)]}
+
+    return Nested()
+
+
+def nested_inputs():
+    import torch
+    gen = torch.Generator().manual_seed(1)
+    return torch.randn(1, 6, generator=gen), torch.full((1, 1), 2.0)

@@ -1,4 +1,5 @@
-"""Your own modules: --module package.module:factory, judged against eager PyTorch in float64."""
+"""Your own modules with --input-shape (one float input): --module package.module:factory. Models of
+several inputs and outputs, the criterion and the layer at fault: test_model.py."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ def test_the_example_mlp_verifies_in_every_format(tmp_path, capsys):
     js = tmp_path / "r.json"
     assert main(["verify", *MLP, "--quiet", "--json", str(js)]) == 0
     cells = json.loads(js.read_text())["cells"]
+    # onnx.reference is a second vote on failing onnxruntime cells only (model/verify.py): no cell here
     assert {(c["runtime"], c["status"]) for c in cells} == {
-        (rt, "pass") for rt in ("eager:cpu", "onnx.reference", "ort:cpu", "torchscript:cpu", "pt2:cpu")}
-    # measured: float32 artifacts within 4 ULP of the float64 reference; the budget is 64
+        (rt, "pass") for rt in ("eager:cpu", "ort:cpu", "torchscript:cpu", "pt2:cpu")}
+    # measured: within 4 ULP at the output's scale of the float64 reference; the budget is 16 at least
     assert max(c["max_ulp"] for c in cells) <= 8
+    assert [o["name"] for o in cells[0]["outputs"]] == ["output"]
     assert "actexport.examples.mlp" not in {a.id for a in catalog.CATALOG}  # registered for the run only
 
 
@@ -50,7 +53,13 @@ def test_the_reference_rounds_parameters_to_the_dtype_under_test():
     (["--module", "sample_models:NOT_CALLABLE", "--input-shape", "4"], "is not callable"),
     (["--module", "sample_models:not_a_module", "--input-shape", "4"], "returned int, not a torch.nn.Module"),
     (["--module", "sample_models:raises", "--input-shape", "4"], "the factory raised RuntimeError: boom"),
-    (["--module", "actexport.examples:mlp"], "needs --input-shape"),
+    (["--module", "actexport.examples:mlp"], "needs --inputs PKG.MOD:FN"),
+    (["--module", "actexport.examples:mlp", "--input-shape", "4,32", "--inputs", "actexport.examples:image_inputs"],
+     "not both"),
+    (["--module", "actexport.examples:mlp", "--inputs", "sample_models:not_a_module"], "returned int"),
+    (["--module", "actexport.examples:mlp", "--inputs", "sample_models:raises"], "the function raised RuntimeError"),
+    (["--module", "actexport.examples:mlp", "--input-shape", "4,32", "--ulp", "3"], "--ulp applies to bench"),
+    (["--module", "actexport.examples:mlp", "--input-shape", "4,32", "--input-range", "1,0"], "LO < HI"),
     (["--module", "actexport.examples:mlp", "--input-shape", "0,32"], "each 1..1048576"),
     (["--module", "actexport.examples:mlp", "--input-shape", "100000,100000"], "10000000000 elements"),
     (["--module", "actexport.examples:mlp", "--input-shape", "a,b"], "give sizes"),
@@ -124,6 +133,6 @@ def test_a_factory_that_builds_different_weights_is_refused(tmp_path, monkeypatc
 
 def test_an_input_shape_the_module_cannot_take_is_exit_2(capsys):
     assert main(["verify", "--module", "actexport.examples:mlp", "--input-shape", "4,31"]) == 2
-    assert "does not run on an input of shape [4, 31]" in capsys.readouterr().err
+    assert "does not run on an input of shape input float32[4, 31]" in capsys.readouterr().err
     assert main(["verify", "--module", "actexport.examples:mlp", "--input-shape", "4,32", "--dynamic-dims", "1"]) == 2
-    assert "does not run on an input of shape [4, 64]" in capsys.readouterr().err
+    assert "does not run on an input of shape input [4, 64]" in capsys.readouterr().err

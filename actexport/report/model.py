@@ -61,6 +61,9 @@ class Cell:
     ran_on: str = ""  # what really ran: the onnxruntime provider from get_providers(), or the device
     device: str = "cpu"  # the device asked for (a runtime without devices runs on CPU)
     artifact: str | None = None
+    # A model's cells (model/): each output judged at its own scale, and where a deviation starts
+    outputs: list[dict] = field(default_factory=list)
+    origin: dict | None = None
     seconds: float = 0.0
     log: str = ""
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 
+from actexport.model.criterion import FACTOR, FLOOR
+
 _MARKS = {"pass": "[green]ok[/]", "fail": "[bold red]FAIL[/]", "xfail": "[yellow]xfail[/]",
           "xpass": "[bold red]XPASS[/]", "error": "[bold red]ERROR[/]", "skip": "[dim]skip[/]",
           "unavailable": "[dim]n/a[/]"}
@@ -36,6 +38,19 @@ def _figure(cells: list) -> str:
     return ", ".join(parts)
 
 
+def output_lines(report) -> list[str]:
+    """A model's outputs, each with its scale and each runtime's figure at that scale."""
+    cells = [c for c in report.cells if c.outputs]
+    lines = []
+    for dtype in dict.fromkeys(c.dtype for c in cells):
+        row = [c for c in cells if c.dtype == dtype]
+        for k, o in enumerate(row[0].outputs):
+            figures = ", ".join(f"{c.runtime} {c.outputs[k]['ulp_at_scale']:g}" for c in row if len(c.outputs) > k)
+            lines.append(f"{dtype} output {o['name']} (scale {o['scale']:.3g}, {o['elements']} elements): "
+                         f"ULP at scale {figures}")
+    return lines
+
+
 def render(report, console) -> None:
     """One matrix per dtype (activation x format/runtime) of status marks, then one line per
     cell that did not pass, then the summary."""
@@ -45,15 +60,23 @@ def render(report, console) -> None:
         cells = [c for c in report.cells if c.dtype == dtype]
         columns = list(dict.fromkeys((c.format, c.opset, c.runtime) for c in cells))
         by_key = {(c.activation, c.format, c.opset, c.runtime): c for c in cells}
-        table = Table(title=f"actexport verify: {dtype}, judged against the exact reference")
-        table.add_column("activation")
+        model = any(c.outputs for c in cells)  # a user's model: each output judged at its own scale
+        table = Table(title=f"actexport verify: {dtype}, " + (
+            "each output judged at its scale against float64 and eager PyTorch" if model
+            else "judged against the exact reference"))
+        table.add_column("model" if model else "activation")
         for fmt, opset, rt in columns:
             table.add_column(f"{fmt}{'' if opset is None else '@' + str(opset)}\n{rt}", justify="center")
         devices = list(dict.fromkeys(c.device for c in cells))
         for device in devices:  # one max ULP column per device, so CPU and CUDA read side by side
-            table.add_column("max ULP" if len(devices) == 1 else f"max ULP\n{device}", justify="right")
-        table.caption = ("ULP figures count where the exact value is a normal number; '0 for v': a value v "
-                         "returned as 0; NaN/inf: elements where one side is NaN or inf and the other is not")
+            name = "max ULP at scale" if model else "max ULP"
+            table.add_column(name if len(devices) == 1 else f"{name}\n{device}", justify="right")
+        table.caption = (
+            f"ULP at scale: the largest error over the spacing of floats at the output's largest magnitude; "
+            f"an artifact may be {FACTOR}x eager PyTorch's (at least {FLOOR}), eager half the digits (README)"
+            if model else
+            "ULP figures count where the exact value is a normal number; '0 for v': a value v "
+            "returned as 0; NaN/inf: elements where one side is NaN or inf and the other is not")
         for act in dict.fromkeys(c.activation for c in cells):
             row = [by_key.get((act, *col)) for col in columns]
             # NOTE: "-" where nothing ran on the device: a 0 would read as perfect parity.
@@ -64,6 +87,8 @@ def render(report, console) -> None:
         if c.status != "pass":
             console.print(f"[bold]{escape(c.key)}[/]: {c.status}: {escape(c.reason)}", highlight=False,
                           soft_wrap=True)
+    for line in output_lines(report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     for line in optimisation_lines(report) + device_lines(report):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     for bench in report.latency:

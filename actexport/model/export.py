@@ -1,0 +1,190 @@
+"""A model to each artifact format, with every dynamic dim left symbolic and named the same way in
+every format and in the manifest: `<input>_d<dim>` (an output's dim takes the name of the input dim
+it follows).
+
+torch.export specialises a dim whose example size is 0 or 1: a dim called dynamic whose example size
+is 1 is exported from an example repeated to size 2 along it, and an artifact that still fixes a
+dynamic dim is refused with the reason, never written with a manifest that calls the dim dynamic.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from actexport.exporters import ExportResult, guarded
+from actexport.files import atomic_write
+from actexport.model.spec import Model
+
+DEFAULT_OPSET = 18
+
+
+def dim_name(input_name: str, dim: int) -> str:
+    return f"{input_name}_d{dim}"
+
+
+def export_inputs(model: Model, dtype: str, factor: int = 1) -> list[torch.Tensor]:
+    """The example, in `dtype`, with each dynamic dim of size 1 repeated to 2 (then times `factor`)."""
+    out = []
+    for i, t in zip(model.inputs, model.cast(list(model.example), dtype)):
+        reps = [(2 if t.shape[d] == 1 else 1) * factor if d in i.dynamic else 1 for d in range(t.dim())]
+        out.append(t.repeat(*reps) if any(r != 1 for r in reps) else t)
+    return out
+
+
+def input_specs(model: Model, dtype: str) -> tuple[dict, ...]:
+    return tuple({"name": i.name, "dtype": dtype if i.floating else i.dtype,
+                  "shape": [dim_name(i.name, d) if d in i.dynamic else n for d, n in enumerate(i.shape)]}
+                 for i in model.inputs)
+
+
+@lru_cache(maxsize=16)
+def output_specs(model: Model, dtype: str) -> tuple[dict, ...]:
+    """Each output's name, dtype and shape, a dim named after the input dim it follows: found by
+    running the module at the export example and with every dynamic dim doubled."""
+    module = model.build(dtype)
+    with torch.no_grad():
+        small = model.call(module, export_inputs(model, dtype))
+        large = model.call(module, export_inputs(model, dtype, factor=2))
+    ex, ex2 = export_inputs(model, dtype), export_inputs(model, dtype, 2)
+    follows: dict[tuple[int, int], str] = {}
+    for i, a, b in zip(model.inputs, ex, ex2):
+        for d in i.dynamic:
+            follows.setdefault((a.shape[d], b.shape[d]), dim_name(i.name, d))
+    specs = []
+    for name, s, g in zip(model.outputs, small, large):
+        shape: list[int | str] = []
+        for d, (n, m) in enumerate(zip(s.shape, g.shape)):
+            shape.append(n if n == m else follows.get((n, m), f"{name}_d{d}"))
+        specs.append({"name": name, "dtype": str(s.dtype).removeprefix("torch."), "shape": shape})
+    return tuple(specs)
+
+
+def _dynamic_shapes(model: Model) -> dict | tuple:
+    """torch.export's spec: by name for keyword inputs, by position for positional ones (whose
+    names may be actexport's own, not the forward's)."""
+    dims = [{d: torch.export.Dim.AUTO for d in i.dynamic} for i in model.inputs]
+    if any(i.keyword for i in model.inputs):
+        return {i.name: d for i, d in zip(model.inputs, dims)}
+    return tuple(dims)
+
+
+def _fixed(program, model: Model) -> str | None:
+    """Why the program does not keep every dynamic dim symbolic (None when it does)."""
+    placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
+    users = program.graph_signature.user_inputs
+    by_name = {n.name: n for n in placeholders}
+    for i, node_name in zip(model.inputs, users):
+        val = by_name[node_name].meta.get("val") if node_name in by_name else None
+        for d in i.dynamic:
+            if val is not None and isinstance(val.shape[d], int):
+                return (f"torch.export fixed dim {d} of input {i.name!r} to {val.shape[d]} (the model's code "
+                        f"requires that size): leave it static with --dynamic-dims, or change the model")
+    return None
+
+
+def _pt2(model: Model, dtype: str, path: Path, opset: int | None, exporter: str) -> ExportResult:
+    def run() -> ExportResult:
+        module = model.build(dtype)
+        args, kwargs = model.arguments(export_inputs(model, dtype))
+        program = torch.export.export(module, args, kwargs, dynamic_shapes=_dynamic_shapes(model))
+        fixed = _fixed(program, model)
+        if fixed:
+            return ExportResult("pt2", None, "torch.export.export", error=fixed)
+        atomic_write(path, lambda tmp: torch.export.save(program, str(tmp)))
+        return ExportResult("pt2", path, "torch.export.export", inputs=input_specs(model, dtype),
+                            outputs=output_specs(model, dtype))
+
+    return guarded("pt2", "torch.export", run)
+
+
+def _torchscript(model: Model, dtype: str, path: Path, opset: int | None, exporter: str) -> ExportResult:
+    def run() -> ExportResult:
+        module = model.build(dtype)
+        args, kwargs = model.arguments(export_inputs(model, dtype))
+        # NOTE: tracing records the ops one example runs; the batteries then run it at other shapes,
+        # which is where a traced size baked into the graph shows.
+        traced = (torch.jit.trace(module, example_kwarg_inputs=kwargs, strict=False, check_trace=False) if kwargs
+                  else torch.jit.trace(module, args, strict=False, check_trace=False))
+        atomic_write(path, lambda tmp: torch.jit.save(traced, str(tmp)))
+        return ExportResult("torchscript", path, "torch.jit.trace", inputs=input_specs(model, dtype),
+                            outputs=output_specs(model, dtype))
+
+    return guarded("torchscript", "torch.jit", run)
+
+
+def _onnx(model: Model, dtype: str, path: Path, opset: int | None, exporter: str) -> ExportResult:
+    from actexport.exporters.onnx import _registry_built_once, label, split
+
+    name = label(exporter)
+    base, graphs = split(exporter)
+    opset = opset or DEFAULT_OPSET
+
+    def run() -> ExportResult:
+        import onnx
+        module = model.build(dtype)
+        args, kwargs = model.arguments(export_inputs(model, dtype))
+        names = [i.name for i in model.inputs]
+
+        def write(tmp: Path) -> None:
+            if base == "dynamo":
+                with _registry_built_once():
+                    torch.onnx.export(module, args, str(tmp), kwargs=kwargs, dynamo=True, opset_version=opset,
+                                      dynamic_shapes=_dynamic_shapes(model), input_names=names,
+                                      output_names=list(model.outputs), external_data=False)
+            else:
+                axes = {i.name: {d: dim_name(i.name, d) for d in i.dynamic} for i in model.inputs}
+                torch.onnx.export(module, (*args, kwargs) if kwargs else args, str(tmp), dynamo=False,
+                                  opset_version=opset, input_names=names, output_names=list(model.outputs),
+                                  dynamic_axes=axes)
+            proto = onnx.load(str(tmp))
+            fixed = _rename_dims(proto, model, dtype)
+            if fixed:
+                raise ValueError(fixed)
+            onnx.checker.check_model(proto, full_check=True)
+            onnx.save(proto, str(tmp))
+
+        atomic_write(path, write)
+        proto = onnx.load(str(path))
+        real_opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
+        return ExportResult("onnx", path, name, opset=int(real_opset), inputs=input_specs(model, dtype),
+                            outputs=output_specs(model, dtype),
+                            details={"op_types": sorted({n.op_type for n in proto.graph.node}),
+                                     "nodes": len(proto.graph.node), "graphs": "stock", "translations": []})
+
+    return guarded("onnx", name, run)
+
+
+def _rename_dims(proto, model: Model, dtype: str) -> str | None:
+    """Names the graph's symbolic dims as the manifest does; why a dynamic dim is fixed, if one is."""
+    rename: dict[str, str] = {}
+    graph_inputs = {v.name: v for v in proto.graph.input}
+    for i in model.inputs:
+        v = graph_inputs.get(i.name)
+        if v is None:  # an input the graph does not use: onnxruntime is not fed it
+            continue
+        dims = v.type.tensor_type.shape.dim
+        for d in i.dynamic:
+            if not dims[d].dim_param:
+                return (f"the ONNX exporter fixed dim {d} of input {i.name!r} to {dims[d].dim_value}: leave it "
+                        "static with --dynamic-dims, or change the model")
+            rename.setdefault(dims[d].dim_param, dim_name(i.name, d))
+    wanted = {s["name"]: s["shape"] for s in output_specs(model, dtype)}
+    for v in [*proto.graph.input, *proto.graph.output]:
+        for k, dim in enumerate(v.type.tensor_type.shape.dim):
+            if dim.dim_param:
+                fallback = wanted.get(v.name, [])[k] if k < len(wanted.get(v.name, [])) else dim.dim_param
+                dim.dim_param = rename.get(dim.dim_param, str(fallback))
+    del proto.graph.value_info[:]  # intermediate shapes carry the old names; onnxruntime infers its own
+    return None
+
+
+EXPORTERS = {"onnx": _onnx, "torchscript": _torchscript, "pt2": _pt2}
+
+
+def export(model: Model, format: str, dtype: str, path: Path, opset: int | None = None,
+           exporter: str = "dynamo") -> ExportResult:
+    """One artifact; never raises (an ExportResult says what failed)."""
+    return EXPORTERS[format](model, dtype, path, opset, exporter)

@@ -1,0 +1,298 @@
+"""`verify --module` (and `check`, `export`) for a user's model: every format and runtime judged on
+the model's own inputs and outputs, at each output's scale (criterion.py), the layer at fault named
+(origin.py).
+
+It runs in this process: a model is one row, its exports dominate the time, and worker processes
+would cost more (torch imported again, the module built again) than the isolation gains.
+onnx.reference evaluates the ONNX graph only as a second vote on a cell onnxruntime fails, on the
+battery that failed: it decides whether the export or onnxruntime deviates, and its own limits
+(an op it lacks, a slow graph) never decide a verdict.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actexport.dtypes import to_numpy
+from actexport.exporters import ExportResult
+from actexport.files import error_text
+from actexport.formats import format_of, takes_opset
+from actexport.model import criterion
+from actexport.model.batteries import ModelBattery, batteries
+from actexport.model.export import export
+from actexport.model.spec import Model
+from actexport.report import Cell, Report, Status
+from actexport.status import Stage
+
+FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    formats: tuple[str, ...] = ("onnx", "torchscript", "pt2")
+    providers: tuple[str, ...] = ("cpu",)
+    dtypes: tuple[str, ...] = ("float32",)
+    opsets: tuple[int, ...] = (18,)
+    exporter: str = "dynamo"
+    providers_explicit: bool = False
+    reference: bool = True  # onnx.reference as the second vote on a failing onnxruntime cell
+    origin: bool = True  # look for the layer at fault in a cell that fails
+    samples: tuple[tuple[torch.Tensor, ...], ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One runtime's outputs on every battery, judged output by output."""
+
+    outputs: list[criterion.OutputFigures]
+    values: list[list[np.ndarray]]  # [battery][output]
+
+    @property
+    def ok(self) -> bool:
+        return all(o.ok for o in self.outputs)
+
+    def worst(self) -> criterion.OutputFigures:
+        return max(self.outputs, key=lambda o: (not o.ok, o.nonfinite, o.ulp_at_scale / max(o.budget_ulp, 1e-300)))
+
+
+def _as_numpy(ys: list[torch.Tensor]) -> list[np.ndarray]:
+    return [to_numpy(y) for y in ys]
+
+
+def _judge(model: Model, dtype: str, batts: list[ModelBattery], values: list[list[np.ndarray]],
+           ref: list[list[np.ndarray]], eager: Judged | None) -> Judged:
+    names = [b.name for b in batts]
+    outs = []
+    for k, name in enumerate(model.outputs):
+        got = [v[k] for v in values]
+        want = [r[k] for r in ref]
+        if got[0].dtype.kind not in "fc" and eager is not None:
+            outs.append(criterion.exact_match(name, names, got, [e[k] for e in eager.values]))
+            continue
+        if got[0].dtype.kind not in "fc":
+            outs.append(criterion.exact_match(name, names, got, got))
+            continue
+        outs.append(criterion.figures(name, dtype, names, got, want,
+                                      None if eager is None else [e[k] for e in eager.values],
+                                      None if eager is None else eager.outputs[k].ulp_at_scale))
+    return Judged(outs, values)
+
+
+def _shape_problem(model: Model, who: str, values: list[list[np.ndarray]], ref: list[list[np.ndarray]]) -> str | None:
+    for b, (vs, rs) in enumerate(zip(values, ref)):
+        if len(vs) != len(rs):
+            return f"{who} returned {len(vs)} outputs where the module returns {len(rs)}"
+        for name, v, r in zip(model.outputs, vs, rs):
+            if tuple(v.shape) != tuple(r.shape):
+                return f"{who} returned {name} of shape {list(v.shape)} where the module's is {list(r.shape)}"
+    return None
+
+
+def _fill(cell: Cell, judged: Judged) -> None:
+    w = judged.worst()
+    cell.status = Status.PASS if judged.ok else Status.FAIL
+    cell.reason = criterion.summary(judged.outputs)
+    cell.max_abs, cell.max_ulp = w.max_abs, int(min(w.ulp_at_scale, 2**62))
+    cell.ulp_budget = int(min(w.budget_ulp, 2**62))
+    cell.worst_battery, cell.elements = w.worst_battery, sum(o.elements for o in judged.outputs)
+    cell.torch_max_ulp = None if w.eager_ulp_at_scale is None else int(min(w.eager_ulp_at_scale, 2**62))
+    cell.outputs = [o.to_json() for o in judged.outputs]
+
+
+class ModelRun:
+    """One model in one dtype: the batteries, the references, then each artifact's cells."""
+
+    def __init__(self, model: Model, dtype: str, options: ModelOptions, report: Report,
+                 artifact: Callable[[str, int | None, Path], ExportResult], tick: Callable[[str], None]) -> None:
+        self.model, self.dtype, self.options, self.report = model, dtype, options, report
+        self.artifact, self.tick = artifact, tick
+        self.batts = batteries(model, dtype, options.samples)
+        reference = model.build(dtype).to(torch.float64)
+        with torch.no_grad():
+            self.ref = [_as_numpy(model.call(reference, [t.to(torch.float64) if t.is_floating_point() else t
+                                                         for t in b.tensors])) for b in self.batts]
+        self.eager: Judged | None = None
+        self._warn_tiny()
+
+    def _warn_tiny(self) -> None:
+        """Outputs many orders below the inputs are judged at their own scale, but they usually mean
+        random or untrained weights (a random-init classifier's ~1e-9): the user should know."""
+        inputs = max((abs(v) for i in self.model.inputs if i.floating for v in (i.low, i.high)), default=0.0)
+        for k, name in enumerate(self.model.outputs):
+            values = [np.abs(r[k][np.isfinite(r[k])]) for r in self.ref if r[k].dtype.kind == "f"]
+            scale = max((float(v.max()) for v in values if v.size), default=None)
+            if scale is not None and inputs and scale < 1e-6 * inputs:
+                self.report.environment.setdefault("warnings", []).append(
+                    f"{self.model.id} output {name} is ~{scale:.1g} where the inputs reach {inputs:.3g} "
+                    f"({self.dtype}): random or untrained weights? It is judged at its own scale")
+
+    def cell(self, fmt: str, runtime: str, **kw) -> Cell:
+        cell = Cell(self.model.id, self.model.factory, fmt, runtime, self.dtype, status=Status.PASS, **kw)
+        self.report.cells.append(cell)
+        return cell
+
+    def run_eager(self) -> None:
+        start = time.perf_counter()
+        cell = self.cell("eager", "eager:cpu", ran_on="cpu")
+        module = self.model.build(self.dtype)
+        try:
+            with torch.no_grad():
+                values = [_as_numpy(self.model.call(module, list(b.tensors))) for b in self.batts]
+        except Exception as e:  # noqa: BLE001  (a dtype the module does not run in)
+            cell.status, cell.stage = Status.UNAVAILABLE, Stage.RUN
+            cell.reason = f"eager PyTorch cannot run {self.model.id} in {self.dtype}: {error_text(e, 200)}"
+            return
+        self.eager = _judge(self.model, self.dtype, self.batts, values, self.ref, None)
+        _fill(cell, self.eager)
+        if not self.eager.ok:
+            cell.deviates = "pytorch"
+        cell.seconds = time.perf_counter() - start
+        self.tick(f"{self.model.id} eager")
+
+    def run_format(self, fmt: str, opset: int | None, tmp: Path) -> None:
+        from actexport.runtimes import ProviderMissing, RuntimeUnavailable, for_format
+        result = self.artifact(fmt, opset, tmp)
+        self.report.exports.append(_export_record(self.model, self.dtype, result))
+        runtimes = for_format(fmt, self.options.providers, reference=False)
+        self.tick(f"{self.model.id} {fmt}")
+        for rt in runtimes:
+            start = time.perf_counter()
+            cell = self.cell(fmt, rt.name, exporter=result.exporter, opset=result.opset if takes_opset(fmt) else None,
+                             device=rt.device, artifact=str(result.path) if result.path else None)
+            if not result.ok:
+                cell.status = Status.UNAVAILABLE if result.unavailable else Status.ERROR
+                cell.stage, cell.reason = result.stage, f"no artifact: {result.unavailable or result.error}"
+                cell.log = result.log[-4000:]
+                continue
+            if self.eager is None:
+                cell.status, cell.stage = Status.UNAVAILABLE, Stage.RUN
+                cell.reason = "eager PyTorch did not run in this dtype: nothing to judge the artifact against"
+                continue
+            stage = Stage.PROVIDER
+            try:
+                reason = rt.provider_unavailable()
+                if reason:
+                    raise ProviderMissing(reason)
+                stage = Stage.LOAD
+                reason = rt.unavailable()
+                if reason:
+                    raise RuntimeUnavailable(reason)
+                assert result.path is not None  # result.ok
+                rt.load(result.path)
+                stage = Stage.RUN
+                from actexport.model import run
+                values = [run.outputs(self.model, rt, b.tensors, rt.device) for b in self.batts]
+                cell.ran_on = rt.ran_on
+            except ProviderMissing as e:
+                explicit = self.options.providers_explicit and rt.device != "cpu"
+                cell.status, cell.stage, cell.reason = (Status.ERROR if explicit else Status.UNAVAILABLE), \
+                    Stage.PROVIDER, str(e)
+                continue
+            except RuntimeUnavailable as e:
+                cell.status, cell.stage, cell.reason = Status.UNAVAILABLE, stage, str(e)
+                continue
+            except Exception as e:  # noqa: BLE001  (one runtime's failure is its cell's, not the run's)
+                cell.status, cell.stage, cell.reason = Status.ERROR, stage, error_text(e, 300)
+                continue
+            finally:
+                rt.close()
+            wrong = _shape_problem(self.model, rt.name, values, self.ref)
+            if wrong:
+                cell.status, cell.stage, cell.reason = Status.ERROR, Stage.RUN, wrong
+                continue
+            judged = _judge(self.model, self.dtype, self.batts, values, self.ref, self.eager)
+            _fill(cell, judged)
+            if not judged.ok:
+                self._explain(cell, judged, fmt, result, opset, rt)
+            cell.seconds = time.perf_counter() - start
+            self.tick(f"{self.model.id} {rt.name}")
+
+    def _explain(self, cell: Cell, judged: Judged, fmt: str, result: ExportResult, opset: int | None, rt) -> None:
+        """The side at fault (a second vote for ONNX) and the layer where the deviation starts."""
+        worst = judged.worst()
+        k = next((n for n, b in enumerate(self.batts) if b.name == worst.worst_battery), 0)
+        if fmt == "onnx" and self.options.reference and result.path is not None:
+            cell.deviates, note = self._second_vote(result.path, k, worst.name)
+            if note:
+                cell.reason += f" ({note})"
+        if self.options.origin and not worst.vacuous:
+            from actexport.model.origin import find
+            try:
+                cell.origin = find(self.model, fmt, lambda: type(rt).on(rt.device), self.dtype,
+                                   list(self.batts[k].tensors), opset, self.options.exporter, result.exporter, rt.name)
+            except Exception as e:  # noqa: BLE001  (a diagnosis that fails must not hide the verdict)
+                cell.origin = {"module_path": None, "op": None, "catalog": None, "local_max_ulp": None,
+                               "note": f"the search for the origin failed: {error_text(e, 200)}"}
+            if cell.origin.get("module_path") is not None:
+                o = cell.origin
+                cell.reason += f"; starts at layer {o['module_path']} ({o['op']}"
+                cell.reason += f", catalog {o['catalog']}" if o.get("catalog") else ""
+                cell.reason += f": {o['declaration']}" if o.get("declaration") else ""
+                cell.reason += ")"
+
+    def _second_vote(self, path: Path, k: int, output: str) -> tuple[str, str]:
+        """("export" or "runtime", a note) from onnx.reference on battery k; ("", why) when it cannot say."""
+        try:
+            import onnx
+            from onnx.reference import ReferenceEvaluator
+            proto = onnx.load(str(path))
+            evaluator = ReferenceEvaluator(proto)
+            feeds = {i.name: to_numpy(t) for i, t in zip(self.model.inputs, self.batts[k].tensors)}
+            wanted = [v.name for v in proto.graph.input]
+            with np.errstate(all="ignore"):
+                values = evaluator.run(None, {n: feeds[n] for n in wanted if n in feeds})
+        except Exception as e:  # noqa: BLE001
+            return "", f"onnx.reference could not evaluate the graph ({error_text(e, 120)}): the side at fault is undecided"
+        assert self.eager is not None  # artifacts are judged only after eager ran
+        judged = _judge(self.model, self.dtype, [self.batts[k]], [list(values)], [self.ref[k]],
+                        Judged(self.eager.outputs, [self.eager.values[k]]))
+        if judged.ok:
+            return "runtime", "onnx.reference evaluates the same graph within budget: onnxruntime deviates"
+        return "export", "onnx.reference deviates too: the exported graph computes something else"
+
+
+def _export_record(model: Model, dtype: str, r: ExportResult) -> dict:
+    return {"activation": model.id, "format": r.format, "dtype": dtype, "exporter": r.exporter, "opset": r.opset,
+            "ok": r.ok, "error": r.error, "unavailable": r.unavailable, "seconds": round(r.seconds, 3),
+            "cache": r.cache, "inputs": list(r.inputs), "outputs": list(r.outputs),
+            **({"log": r.log[-4000:]} if not r.ok and r.log else {}),
+            **({"stage": r.stage} if r.stage != Stage.EXPORT else {})}
+
+
+def verify_model(model: Model, options: ModelOptions, artifacts_dir: Path | None = None,
+                 progress: Callable[[str], None] | None = None) -> Report:
+    """Every cell of one model; `artifacts_dir`: judge the artifacts deployed there instead of exporting."""
+    from actexport.verify.options import environment
+    start = time.perf_counter()
+    report = Report()
+    report.environment = environment(options)  # type: ignore[arg-type]
+    report.environment["model"] = {"factory": model.factory, "inputs": [i.__dict__ for i in model.inputs],
+                                   "outputs": list(model.outputs)}
+    manifest = None
+    if artifacts_dir is not None:
+        from actexport.artifacts import read_manifest
+        manifest = read_manifest(Path(artifacts_dir))
+    tick = progress or (lambda _: None)
+    with tempfile.TemporaryDirectory(prefix="actexport-model-") as tmp:
+        for dtype in options.dtypes:
+            def artifact(fmt: str, opset: int | None, where: Path, dtype: str = dtype) -> ExportResult:
+                if manifest is not None:
+                    from actexport.artifacts import deployed
+                    return deployed(model, fmt, dtype, opset, Path(artifacts_dir or "."), manifest)  # type: ignore[arg-type]
+                path = where / dtype / f"{fmt}-{opset}" / format_of(fmt).filename
+                return export(model, fmt, dtype, path, opset, options.exporter)
+
+            run = ModelRun(model, dtype, options, report, artifact, tick)
+            run.run_eager()
+            for fmt in options.formats:
+                for opset in (options.opsets if takes_opset(fmt) else (None,)):
+                    run.run_format(fmt, opset, Path(tmp))
+    report.wall_seconds = time.perf_counter() - start
+    return report
