@@ -7,6 +7,7 @@ import platform
 import shutil
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol
 
 from actexport.catalog import Activation, UsageError
 from actexport.exporters import ExportResult
@@ -16,6 +17,16 @@ from actexport.manifest import MANIFEST, SCHEMA, linked_part, read_manifest  # n
 from actexport.status import Stage
 
 MAX_ONNX_BYTES = 2 << 30  # protobuf's limit for one message
+
+
+class Row(Protocol):
+    """What an artifact's place and manifest entry need of its row: a catalog activation or a model."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def module_repr(self) -> str: ...
 
 
 def versions() -> dict[str, str | None]:
@@ -29,7 +40,7 @@ def versions() -> dict[str, str | None]:
     return out
 
 
-def artifact_path(out_dir: Path, act: Activation, format: str, dtype: str, opset: int | None = None) -> Path:
+def artifact_path(out_dir: Path, act: Row, format: str, dtype: str, opset: int | None = None) -> Path:
     """DIR/<id>/model.<ext> for float32, DIR/<id>/<dtype>/model.<ext> for other dtypes.
 
     With several opsets, the first is model.onnx and each other one model.opset<N>.onnx.
@@ -62,7 +73,7 @@ def jobs(acts: tuple[Activation, ...], formats: tuple[str, ...], dtypes: tuple[s
     return out
 
 
-def entry(act: Activation, result: ExportResult, dtype: str, out_dir: Path) -> dict:
+def entry(act: Row, result: ExportResult, dtype: str, out_dir: Path) -> dict:
     """The manifest entry of one produced artifact."""
     assert result.path is not None
     details = dict(result.details)  # the graph profile is a field of its own, not a detail
@@ -197,7 +208,7 @@ def _check_writable(out_dir: Path) -> None:
         raise UsageError(f"output directory {str(out_dir)!r} cannot be written ({str(probe)!r} is not writable)")
 
 
-def deployed(act: Activation, fmt: str, dtype: str, opset: int | None, dir: Path, manifest: dict,
+def deployed(act: Row, fmt: str, dtype: str, opset: int | None, dir: Path, manifest: dict,
              listed_only: bool = False, timeout: float | None = None) -> ExportResult:
     """The artifact as deployed in `dir`, checked against its manifest entry (path and sha256)."""
     entries = [e for e in manifest["artifacts"] if e["id"] == act.id and e["format"] == fmt and e["dtype"] == dtype]

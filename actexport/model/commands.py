@@ -97,10 +97,10 @@ def cmd_export(args: argparse.Namespace, model: Model, out, err) -> int:
         for dtype in options.dtypes:
             for fmt in options.formats:
                 for n, opset in enumerate(options.opsets if takes_opset(fmt) else options.opsets[:1]):
-                    path = artifact_path(staged, model, fmt, dtype, None if n == 0 else opset)  # type: ignore[arg-type]
+                    path = artifact_path(staged, model, fmt, dtype, None if n == 0 else opset)
                     r = export(model, fmt, dtype, path, opset, options.exporter)
                     if r.ok:
-                        entries.append(entry(model, r, dtype, staged))  # type: ignore[arg-type]
+                        entries.append(entry(model, r, dtype, staged))
                         produced += 1
                         continue
                     failed += bool(r.error)

@@ -127,6 +127,11 @@ def _onnx(model: Model, dtype: str, path: Path, opset: int | None, exporter: str
         module = model.build(dtype)
         args, kwargs = model.arguments(export_inputs(model, dtype))
         names = [i.name for i in model.inputs]
+        used: list[str] = []
+        if graphs != "stock":  # actexport's translations replace the layers they cover, anywhere in the model
+            from actexport import translations
+            plan = translations.plan(module, dtype, opset, graphs)
+            module, used = plan.module, plan.used
 
         def write(tmp: Path) -> None:
             if base == "dynamo":
@@ -152,7 +157,8 @@ def _onnx(model: Model, dtype: str, path: Path, opset: int | None, exporter: str
         return ExportResult("onnx", path, name, opset=int(real_opset), inputs=input_specs(model, dtype),
                             outputs=output_specs(model, dtype),
                             details={"op_types": sorted({n.op_type for n in proto.graph.node}),
-                                     "nodes": len(proto.graph.node), "graphs": "stock", "translations": []})
+                                     "nodes": len(proto.graph.node), "graphs": graphs,
+                                     "translations": sorted(set(used))})
 
     return guarded("onnx", name, run)
 
@@ -185,6 +191,6 @@ EXPORTERS = {"onnx": _onnx, "torchscript": _torchscript, "pt2": _pt2}
 
 
 def export(model: Model, format: str, dtype: str, path: Path, opset: int | None = None,
-           exporter: str = "dynamo") -> ExportResult:
+           exporter: str = "dynamo+actexport") -> ExportResult:
     """One artifact; never raises (an ExportResult says what failed)."""
     return EXPORTERS[format](model, dtype, path, opset, exporter)

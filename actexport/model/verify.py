@@ -22,6 +22,7 @@ import torch
 
 from actexport.dtypes import to_numpy
 from actexport.exporters import ExportResult
+from actexport.exporters.onnx import DEFAULT_EXPORTER
 from actexport.files import error_text
 from actexport.formats import format_of, takes_opset
 from actexport.model import criterion
@@ -40,7 +41,7 @@ class ModelOptions:
     providers: tuple[str, ...] = ("cpu",)
     dtypes: tuple[str, ...] = ("float32",)
     opsets: tuple[int, ...] = (18,)
-    exporter: str = "dynamo"
+    exporter: str = DEFAULT_EXPORTER
     providers_explicit: bool = False
     reference: bool = True  # onnx.reference as the second vote on a failing onnxruntime cell
     origin: bool = True  # look for the layer at fault in a cell that fails
@@ -269,10 +270,11 @@ def _export_record(model: Model, dtype: str, r: ExportResult) -> dict:
 def verify_model(model: Model, options: ModelOptions, artifacts_dir: Path | None = None,
                  progress: Callable[[str], None] | None = None) -> Report:
     """Every cell of one model; `artifacts_dir`: judge the artifacts deployed there instead of exporting."""
-    from actexport.verify.options import environment
+    from actexport.verify.options import Options, environment
     start = time.perf_counter()
     report = Report()
-    report.environment = environment(options)  # type: ignore[arg-type]
+    report.environment = environment(Options(formats=options.formats, providers=options.providers,
+                                             dtypes=options.dtypes, opsets=options.opsets, exporter=options.exporter))
     report.environment["model"] = {"factory": model.factory, "inputs": [i.__dict__ for i in model.inputs],
                                    "outputs": list(model.outputs)}
     manifest = None
@@ -285,7 +287,7 @@ def verify_model(model: Model, options: ModelOptions, artifacts_dir: Path | None
             def artifact(fmt: str, opset: int | None, where: Path, dtype: str = dtype) -> ExportResult:
                 if manifest is not None:
                     from actexport.artifacts import deployed
-                    return deployed(model, fmt, dtype, opset, Path(artifacts_dir or "."), manifest)  # type: ignore[arg-type]
+                    return deployed(model, fmt, dtype, opset, Path(artifacts_dir or "."), manifest)
                 path = where / dtype / f"{fmt}-{opset}" / format_of(fmt).filename
                 return export(model, fmt, dtype, path, opset, options.exporter)
 
