@@ -64,6 +64,7 @@ def test_the_logsigmoid_mlp_fails_with_the_layer_and_the_catalog_row_named(tmp_p
     assert ort["origin"]["module_path"] == "1" and ort["origin"]["catalog"] == "logsigmoid"
     assert ort["origin"]["op"] == "LogSigmoid" and ort["origin"]["local_max_ulp"] > ort["origin"]["local_budget_ulp"]
     assert "Log(Sigmoid(x))" in ort["origin"]["declaration"]  # the catalog's declaration explains it
+    assert ort["origin"]["graph_ops"] == ["Log", "Sigmoid"]  # the layer as the exported graph has it
     assert "the pt2 format" in ort["origin"]["avoid"]
     # onnx.reference was asked as the second vote on the failing cell, and said which side deviates
     assert ort["deviates"] in ("export", "runtime") and "onnx.reference" in ort["reason"]

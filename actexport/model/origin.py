@@ -112,7 +112,10 @@ def find(model: Model, fmt: str, runtime_factory, dtype: str, tensors: list[torc
             own = criterion.figures("output", dtype, ["local"], [eager], [ref], None, None)
             local = criterion.figures("output", dtype, ["local"], [got], [ref], [eager], own.ulp_at_scale)
             if not local.ok and not local.vacuous:
-                return _record(call, local, fmt, runtime_name, dtype, exporter_label, tried)
+                record = _record(call, local, fmt, runtime_name, dtype, exporter_label, tried)
+                if result.details.get("op_types"):  # the layer as the exported graph has it
+                    record["graph_ops"] = result.details["op_types"]
+                return record
     return {"module_path": None, "op": None, "catalog": None, "local_max_ulp": None, "tried": tried,
             "note": f"none of the {tried} leaf calls tried deviates alone on its reference inputs: the deviation "
                     "builds up across layers (propagation and accumulation), it has no single origin"}
