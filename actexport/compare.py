@@ -319,28 +319,41 @@ def values_differ(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.count_nonzero(~same))
 
 
+@dataclass(frozen=True)
+class Agreement:
+    """One runtime's outputs for the same artifact on two devices (across_devices)."""
+
+    elements: int
+    differ: int  # elements whose values differ at all, signed zeros included
+    max_ulp: int
+    max_abs: float
+    over_budget: int
+    nan_mismatch: int
+    inf_mismatch: int
+    signed_zero_mismatch: int
+    special: list[str]  # each special value handled differently: "x=-inf: NaN on cuda, -0 on cpu"
+    agree: bool  # within budget of each other, every special value handled alike
+
+
 def across_devices(inputs: list[np.ndarray], base: list[np.ndarray], other: list[np.ndarray], budget: Budget,
-                   device: str, base_device: str = "cpu") -> dict:
+                   device: str, base_device: str = "cpu") -> Agreement:
     """One runtime's outputs for the same artifact on two devices, element by element, every battery.
 
     `other` is judged against `base` with the budget a verdict uses against exact: how many elements
     differ at all (signed zeros included), the largest ULP and absolute distance, the NaN, inf and
     zero-sign disagreements, and each special value handled differently, worded "x=-inf: NaN on cuda,
-    -0 on cpu". `agree` says whether the two are within budget of each other and handle every special
-    value alike.
+    -0 on cpu".
     """
     c = merge([compare(o, b, x, budget) for x, b, o in zip(inputs, base, other)])
     says = "{got} on " + device + ", {expected} on " + base_device
     special = list(dict.fromkeys(line for x, b, o in zip(inputs, base, other)
                                  for line in semantics(x, o, b, says=says)))
-    return {
-        "elements": c.n,
-        "differ": sum(values_differ(o, b) for b, o in zip(base, other)),
-        "max_ulp": c.max_ulp, "max_abs": c.max_abs, "over_budget": c.over_budget,
-        "nan_mismatch": c.nan_mismatch, "inf_mismatch": c.inf_mismatch, "signed_zero_mismatch": c.signed_zero_mismatch,
-        "special": special,
-        "agree": c.ok and not special,
-    }
+    return Agreement(
+        elements=c.n, differ=sum(values_differ(o, b) for b, o in zip(base, other)),
+        max_ulp=c.max_ulp, max_abs=c.max_abs, over_budget=c.over_budget,
+        nan_mismatch=c.nan_mismatch, inf_mismatch=c.inf_mismatch, signed_zero_mismatch=c.signed_zero_mismatch,
+        special=special, agree=c.ok and not special,
+    )
 
 
 def _is_subnormal(v: float, dtype: np.dtype) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,8 +78,31 @@ def describe(record: dict) -> str:
     return f"{side(record['exported'])} -> {side(record['optimized'])}"
 
 
+@dataclass(frozen=True)
+class Optimisation:
+    """What onnxruntime's graph optimisation did to one graph (its nodes) and to its numbers."""
+
+    optimised_nodes: int
+    optimised_op_types: dict[str, int]
+    ort_specific: list[str]  # op types outside the standard ONNX domain after optimisation
+    graph: str  # describe(): as exported -> as optimised
+    rewritten: bool
+    numbers: int  # elements whose values differ between the unoptimised and the optimised graph
+    max_ulp_between: int
+    unoptimised_max_ulp_vs_exact: int
+    optimised_max_ulp_vs_exact: int
+    unoptimised_within_budget: bool
+    optimised_within_budget: bool
+
+    def to_dict(self) -> dict:
+        """The JSON report's shape: the optimised graph beside the record's own, the rest under "optimisation"."""
+        fields = asdict(self)
+        graph = {k: fields.pop(k) for k in ("optimised_nodes", "optimised_op_types", "ort_specific")}
+        return {**graph, "optimisation": fields}
+
+
 def optimisation(graph: dict, plain: list[np.ndarray], optimised: list[np.ndarray], exact: list[np.ndarray],
-                 xs: list[np.ndarray], budget: Budget) -> dict:
+                 xs: list[np.ndarray], budget: Budget) -> Optimisation:
     """What onnxruntime's graph optimisation did to the graph (analyse()), and to the numbers.
 
     `optimised`: the outputs of the graph onnxruntime runs by default (ORT_ENABLE_ALL); `plain`: the
@@ -87,16 +111,13 @@ def optimisation(graph: dict, plain: list[np.ndarray], optimised: list[np.ndarra
     """
     vs_exact = [merge([compare(v, e, x, budget) for v, e, x in zip(vals, exact, xs)]) for vals in (plain, optimised)]
     between = [ulp_distance(a, b) for a, b in zip(plain, optimised)]
-    differ = sum(values_differ(a, b) for a, b in zip(plain, optimised))
-    return {
-        "optimised_nodes": graph["optimized"]["nodes"], "optimised_op_types": graph["optimized"]["op_types"],
-        "ort_specific": graph["ort_specific"],
-        "optimisation": {
-            "graph": describe(graph),
-            "rewritten": graph["exported"] != {k: graph["optimized"][k] for k in ("nodes", "op_types")},
-            "numbers": differ,
-            "max_ulp_between": int(max((int(np.max(d, initial=0)) for d in between), default=0)),
-            "unoptimised_max_ulp_vs_exact": vs_exact[0].max_ulp, "optimised_max_ulp_vs_exact": vs_exact[1].max_ulp,
-            "unoptimised_within_budget": vs_exact[0].ok, "optimised_within_budget": vs_exact[1].ok,
-        },
-    }
+    return Optimisation(
+        optimised_nodes=graph["optimized"]["nodes"], optimised_op_types=graph["optimized"]["op_types"],
+        ort_specific=graph["ort_specific"],
+        graph=describe(graph),
+        rewritten=graph["exported"] != {k: graph["optimized"][k] for k in ("nodes", "op_types")},
+        numbers=sum(values_differ(a, b) for a, b in zip(plain, optimised)),
+        max_ulp_between=int(max((int(np.max(d, initial=0)) for d in between), default=0)),
+        unoptimised_max_ulp_vs_exact=vs_exact[0].max_ulp, optimised_max_ulp_vs_exact=vs_exact[1].max_ulp,
+        unoptimised_within_budget=vs_exact[0].ok, optimised_within_budget=vs_exact[1].ok,
+    )

@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from actexport.report import STATUSES, Report
+from actexport.report import STATUSES, DeviceRecord, Report
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = r"""
@@ -111,7 +111,7 @@ def parity_lines(report: dict) -> list[str]:
             n = Counter(c["status"] for c in cells if c["dtype"] == dtype and c["runtime"] == runtime)
             lines.append(f"{dtype:9} {runtime:16} " + " ".join(f"{n.get(s, 0):>6}" for s in STATUSES))
     for dtype in dict.fromkeys(d["dtype"] for d in report.get("devices", [])):
-        pairs = [d for d in report["devices"] if d["dtype"] == dtype]
+        pairs = [DeviceRecord.from_dict(d) for d in report["devices"] if d["dtype"] == dtype]
         lines += [f"{dtype}: {line}" for line in Report(devices=pairs).device_lines() if not line.startswith(" ")]
     return lines
 

@@ -150,21 +150,21 @@ def test_across_devices_counts_every_difference_and_names_special_values():
     x = np.array([np.nan, -0.0, 1.0, 2.0, np.inf], np.float32)
     cpu = np.array([np.nan, -0.0, 1.0, 2.0, np.inf], np.float32)
     same = across_devices([x], [cpu], [cpu.copy()], Budget(ulp=1, atol=0.0), "cuda")
-    assert (same["differ"], same["max_ulp"], same["special"], same["agree"]) == (0, 0, [], True)
+    assert (same.differ, same.max_ulp, same.special, same.agree) == (0, 0, [], True)
 
     near = cpu.copy()
     near[2] = np.nextafter(near[2], np.float32(2))  # one ULP: within a budget of 1
     within = across_devices([x], [cpu], [near], Budget(ulp=1, atol=0.0), "cuda")
-    assert (within["differ"], within["max_ulp"], within["agree"]) == (1, 1, True)
+    assert (within.differ, within.max_ulp, within.agree) == (1, 1, True)
 
     far = cpu.copy()
     far[0], far[1], far[3], far[4] = 0.0, 0.0, np.float32(2.0000005), np.nan  # 2 ULP, -0 -> +0, NaN lost/made
     apart = across_devices([x, x], [cpu, cpu], [far, cpu], Budget(ulp=1, atol=0.0), "cuda")
-    assert apart["differ"] == 4 and apart["elements"] == 10 and apart["max_ulp"] == 2
-    assert (apart["nan_mismatch"], apart["over_budget"], apart["signed_zero_mismatch"]) == (2, 1, 1)
-    assert apart["special"] == ["x=NaN: +0 on cuda, NaN on cpu", "x=-0: +0 on cuda, -0 on cpu",
+    assert apart.differ == 4 and apart.elements == 10 and apart.max_ulp == 2
+    assert (apart.nan_mismatch, apart.over_budget, apart.signed_zero_mismatch) == (2, 1, 1)
+    assert apart.special == ["x=NaN: +0 on cuda, NaN on cpu", "x=-0: +0 on cuda, -0 on cpu",
                                 "x=+inf: NaN on cuda, +inf on cpu"]
-    assert not apart["agree"]
+    assert not apart.agree
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])

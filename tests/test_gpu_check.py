@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from actexport.bench import StoppingRule, bench
 from actexport.catalog import Budget
 from actexport.compare import across_devices
-from actexport.report import Cell, Report
+from actexport.report import Cell, DeviceRecord, Report
 
 _PATH = Path(__file__).parent.parent / "benchmarks" / "gpu_check.py"
 _SPEC = importlib.util.spec_from_file_location("gpu_check", _PATH)
@@ -21,10 +22,9 @@ _SPEC.loader.exec_module(gpu_check)
 def test_parity_table_counts_cells_per_dtype_and_runtime_and_names_disagreeing_pairs():
     x = np.array([np.nan, 1.0], np.float32)
     cpu = np.array([np.nan, 1.0], np.float32)
-    pair = {"activation": "gelu", "dtype": "float16", "format": "onnx", "opset": 18, "runtime": "ort",
-            "device": "cuda", "budget_ulp": 1,
-            **across_devices([x], [cpu], [np.array([0.0, 1.0], np.float32)], Budget(1, 0.0), "cuda")}
-    same = {**pair, "activation": "relu", **across_devices([x], [cpu], [cpu], Budget(1, 0.0), "cuda")}
+    pair = DeviceRecord("gelu", "float16", "onnx", 18, "ort", "cuda", "CUDAExecutionProvider", 1,
+                        across_devices([x], [cpu], [np.array([0.0, 1.0], np.float32)], Budget(1, 0.0), "cuda"))
+    same = replace(pair, activation="relu", agreement=across_devices([x], [cpu], [cpu], Budget(1, 0.0), "cuda"))
     cells = [Cell("gelu", "GELU()", "onnx", "ort:cuda", "float16", "fail", device="cuda"),
              Cell("gelu", "GELU()", "onnx", "ort:cpu", "float16", "pass"),
              Cell("relu", "ReLU()", "onnx", "ort:cpu", "float16", "pass")]

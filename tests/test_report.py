@@ -7,7 +7,9 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from actexport.report import Cell, Report
+from actexport.compare import Agreement
+from actexport.graphs import Optimisation
+from actexport.report import Cell, DeviceRecord, GraphRecord, Report
 
 
 def _cell(status, stage="", **kw):
@@ -69,3 +71,30 @@ def test_every_json_file_goes_through_one_encoder_that_names_non_finite_values(t
     assert json_ready(doc) == {"worst_input": "-inf", "row": [1, "nan"], "path": "a/b", "3": "inf"}
     write_json(tmp_path / "x.json", doc)
     assert json.loads((tmp_path / "x.json").read_text())["worst_input"] == "-inf"
+
+
+def test_graph_records_write_only_what_they_hold():
+    plain = GraphRecord("relu", "float32", 18, ["Relu"], 1)
+    assert plain.to_dict() == {"activation": "relu", "dtype": "float32", "opset": 18, "op_types": ["Relu"],
+                               "nodes": 1}
+    failed = GraphRecord("relu", "float32", 21, None, None, {"18": 0}, optimisation_error="worker crashed")
+    assert failed.to_dict()["ort_cpu_max_ulp_vs_opset"] == {"18": 0}
+    assert failed.to_dict()["optimisation"] == {"error": "worker crashed"}
+    o = Optimisation(1, {"com.microsoft:QuickGelu": 1}, ["com.microsoft:QuickGelu"], "2 nodes -> 1 node", True,
+                     0, 0, 1, 1, True, True)
+    doc = GraphRecord("silu", "float32", 18, ["Mul", "Sigmoid"], 2, optimisation=o).to_dict()
+    assert (doc["optimised_nodes"], doc["ort_specific"]) == (1, ["com.microsoft:QuickGelu"])
+    assert doc["optimisation"] == {"graph": "2 nodes -> 1 node", "rewritten": True, "numbers": 0,
+                                   "max_ulp_between": 0, "unoptimised_max_ulp_vs_exact": 1,
+                                   "optimised_max_ulp_vs_exact": 1, "unoptimised_within_budget": True,
+                                   "optimised_within_budget": True}
+
+
+def test_a_device_record_reads_back_what_it_wrote(tmp_path):
+    agreement = Agreement(10, 1, 3, 1e-6, 0, 0, 0, 0, ["x=1: NaN on cuda, 1 on cpu"], False)
+    record = DeviceRecord("gelu", "float16", "onnx", 18, "ort", "cuda", "CUDAExecutionProvider", 1, agreement)
+    path = tmp_path / "r.json"
+    Report(devices=[record]).write_json(path)
+    (back,) = json.loads(path.read_text())["devices"]
+    assert back["differ"] == 1 and back["runtime"] == "ort" and "agreement" not in back
+    assert DeviceRecord.from_dict(back) == record

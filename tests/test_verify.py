@@ -81,9 +81,9 @@ def test_every_dtype_of_the_whole_catalog_exits_0():
 def test_several_opsets_show_graphs_and_compare_numerics():
     report = verify(["hardsigmoid"], Options(formats=("onnx",), opsets=(18, 21)))
     assert {c.opset for c in report.cells if c.format == "onnx"} == {18, 21}
-    graphs = {g["opset"]: g for g in report.graphs}
-    assert graphs[18]["op_types"] == ["HardSigmoid"] and graphs[21]["nodes"] == 1
-    assert graphs[21]["ort_cpu_max_ulp_vs_opset"] == {"18": 0}
+    graphs = {g.opset: g for g in report.graphs}
+    assert graphs[18].op_types == ["HardSigmoid"] and graphs[21].nodes == 1
+    assert graphs[21].ort_cpu_max_ulp_vs_opset == {"18": 0}
 
 
 def test_legacy_exporter_declarations_hold():
@@ -240,12 +240,12 @@ def test_oracle_limits_at_infinity():
 
 
 def test_graph_records_show_what_onnxruntime_optimisation_did(full_report):
-    by_id = {g["activation"]: g for g in full_report.graphs}
-    silu = by_id["silu"]["optimisation"]
-    assert silu["rewritten"] and "com.microsoft:QuickGelu" in silu["graph"]
-    assert silu["numbers"] == 0  # measured: the fused kernel reproduces Sigmoid·Mul bit for bit
-    assert silu["optimised_max_ulp_vs_exact"] == silu["unoptimised_max_ulp_vs_exact"]
-    assert not by_id["relu"]["optimisation"]["rewritten"]
+    by_id = {g.activation: g.optimisation for g in full_report.graphs}
+    silu = by_id["silu"]
+    assert silu.rewritten and "com.microsoft:QuickGelu" in silu.graph
+    assert silu.numbers == 0  # measured: the fused kernel reproduces Sigmoid·Mul bit for bit
+    assert silu.optimised_max_ulp_vs_exact == silu.unoptimised_max_ulp_vs_exact
+    assert not by_id["relu"].rewritten
 
 
 def test_an_optimisation_that_changes_numbers_is_named(monkeypatch):
@@ -266,8 +266,8 @@ def test_an_optimisation_that_changes_numbers_is_named(monkeypatch):
     monkeypatch.setattr(Ort, "infer", nudged)
     report = verify(["tanh"], Options(formats=("onnx",), isolate=False))  # the patch lives in this process
     (record,) = report.graphs
-    assert record["optimisation"]["numbers"] == 4  # one element of each of the four batteries
-    assert record["optimisation"]["max_ulp_between"] == 1
+    assert record.optimisation.numbers == 4  # one element of each of the four batteries
+    assert record.optimisation.max_ulp_between == 1
     lines = report.optimisation_lines()
     assert "changed the numbers of 1" in lines[0] and lines[1].startswith("  tanh float32 opset 18: 4 elements differ")
 
@@ -312,11 +312,12 @@ def test_a_second_device_is_compared_with_cpu_and_shown_beside_it(monkeypatch):
     (eager_cuda,) = _cells(report, runtime="eager:cuda")
     assert eager_cuda.status == "unavailable" and "CUDA" in eager_cuda.reason  # no torch CUDA here
     (pair,) = report.devices  # eager:cuda did not run, so only onnxruntime has a pair
-    assert (pair["runtime"], pair["device"], pair["format"], pair["opset"]) == ("ort", "cuda", "onnx", 18)
-    assert pair["nan_mismatch"] >= 1 and pair["max_ulp"] == 3 and not pair["agree"]
-    assert "x=-0: +0 on cuda, -0 on cpu" in pair["special"] and "x=1: NaN on cuda, 1 on cpu" in pair["special"]
+    assert (pair.runtime, pair.device, pair.format, pair.opset) == ("ort", "cuda", "onnx", 18)
+    agreement = pair.agreement
+    assert agreement.nan_mismatch >= 1 and agreement.max_ulp == 3 and not agreement.agree
+    assert "x=-0: +0 on cuda, -0 on cpu" in agreement.special and "x=1: NaN on cuda, 1 on cpu" in agreement.special
     assert report.environment["runtimes"]["ort:cuda"]["provider"] == "CPUExecutionProvider"  # what really ran
-    assert pair["ran_on"] == "CPUExecutionProvider"
+    assert pair.ran_on == "CPUExecutionProvider"
     lines = report.device_lines()
     assert lines[0] == ("cuda against cpu (the same artifact on both devices): 1 runtime pairs, 0 bit-identical, "
                         "0 within budget of each other, 1 disagree")
@@ -325,7 +326,9 @@ def test_a_second_device_is_compared_with_cpu_and_shown_beside_it(monkeypatch):
     report.render(Console(file=out, width=200))
     assert "max ULP" in out.getvalue() and "cuda" in out.getvalue() and lines[1].strip() in out.getvalue()
     doc = report.to_dict()
-    assert doc["devices"][0]["special"] == pair["special"]
+    assert doc["devices"][0] == {"activation": "relu", "dtype": "float32", "format": "onnx", "opset": 18,
+                                 "runtime": "ort", "device": "cuda", "ran_on": "CPUExecutionProvider",
+                                 "budget_ulp": 4, **dataclasses.asdict(agreement)}
 
 
 @pytest.mark.cuda
@@ -360,7 +363,7 @@ def test_cuda_and_cpu_side_by_side_on_a_real_card():
     assert cuda and all(c.ran_on in ("CUDAExecutionProvider", "cuda") for c in cuda if c.status == "pass")
     runtimes = report.environment["runtimes"]
     assert "device_id" in runtimes["ort:cuda"]["provider_options"] and runtimes["eager:cuda"]["device"] != "cpu"
-    pairs = {(d["activation"], d["dtype"], d["runtime"]) for d in report.devices}
+    pairs = {(d.activation, d.dtype, d.runtime) for d in report.devices}
     assert ("relu", "float32", "ort") in pairs and ("relu", "float32", "eager") in pairs
     ran = {(c.activation, c.dtype, c.runtime) for c in report.cells if c.max_ulp is not None}
     both = {(a, d, rt.rpartition(":")[0]) for a, d, rt in ran

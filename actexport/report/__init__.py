@@ -11,8 +11,10 @@ from actexport.report.model import (
     STATUSES,
     USAGE,
     Cell,
+    DeviceRecord,
+    GraphRecord,
     Report,
     Status,
 )
 
-__all__ = ["FAILED", "NO_ARTIFACT", "NO_PROVIDER", "OK", "STATUSES", "USAGE", "Cell", "Report", "Status"]
+__all__ = ["FAILED", "NO_ARTIFACT", "NO_PROVIDER", "OK", "STATUSES", "USAGE", "Cell", "DeviceRecord", "GraphRecord", "Report", "Status"]

@@ -1,17 +1,17 @@
-"""A verify run's results: the Status of a cell, the Cell itself, and the Report that holds them
-with its counts and exit-code policy. Output is elsewhere in the package (terminal, jsonfile, junit);
+"""A verify run's results: the Status of a cell, the Cell itself, the records beside the cells (an ONNX
+graph, a runtime on two devices), and the Report that holds them with its counts and exit-code policy. Output is elsewhere in the package (terminal, jsonfile, junit);
 the Report's methods of that kind hand over to them."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from actexport.compare import Agreement
+from actexport.graphs import Optimisation
 from actexport.report import jsonfile, junit, terminal
 from actexport.status import ARTIFACT_MISSING, STATUSES, Stage, Status
-
-
 
 # Exit codes, documented in the README.
 OK, FAILED, USAGE, NO_ARTIFACT, NO_PROVIDER = 0, 1, 2, 3, 4
@@ -73,14 +73,65 @@ class Cell:
         return f"{self.activation} / {fmt} / {self.runtime} / {self.dtype}"
 
 
+@dataclass(frozen=True)
+class GraphRecord:
+    """One ONNX graph of an activation in one dtype and opset: its nodes, and what onnxruntime's
+    optimisation did to it."""
+
+    activation: str
+    dtype: str
+    opset: int | None
+    op_types: list[str] | None  # None: the export recorded none (it failed)
+    nodes: int | None
+    ort_cpu_max_ulp_vs_opset: dict[str, int] | None = None  # {first opset: ULP}, when several opsets ran
+    optimisation: Optimisation | None = None
+    optimisation_error: str | None = None  # why the optimisation could not be analysed
+
+    def to_dict(self) -> dict:
+        out: dict = {"activation": self.activation, "dtype": self.dtype, "opset": self.opset,
+                     "op_types": self.op_types, "nodes": self.nodes}
+        if self.ort_cpu_max_ulp_vs_opset is not None:
+            out["ort_cpu_max_ulp_vs_opset"] = self.ort_cpu_max_ulp_vs_opset
+        if self.optimisation is not None:
+            out.update(self.optimisation.to_dict())
+        elif self.optimisation_error is not None:
+            out["optimisation"] = {"error": self.optimisation_error}
+        return out
+
+
+@dataclass(frozen=True)
+class DeviceRecord:
+    """A runtime on another device against itself on CPU: the same artifact, the same inputs."""
+
+    activation: str
+    dtype: str
+    format: str
+    opset: int | None
+    runtime: str  # the family: "ort", "eager"
+    device: str
+    ran_on: str
+    budget_ulp: int
+    agreement: Agreement
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "agreement"}
+        return {**out, **asdict(self.agreement)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DeviceRecord:
+        """A record as to_dict() wrote it (a JSON report read back)."""
+        agreement = Agreement(**{f.name: d[f.name] for f in fields(Agreement)})
+        return cls(**{f.name: d[f.name] for f in fields(cls) if f.name != "agreement"}, agreement=agreement)
+
+
 @dataclass
 class Report:
     """The cells of one verify run and what else it recorded; the counts and the exit code they come to."""
 
     cells: list[Cell] = field(default_factory=list)
     exports: list[dict] = field(default_factory=list)
-    graphs: list[dict] = field(default_factory=list)
-    devices: list[dict] = field(default_factory=list)  # a runtime on CUDA against itself on CPU (across_devices)
+    graphs: list[GraphRecord] = field(default_factory=list)
+    devices: list[DeviceRecord] = field(default_factory=list)
     environment: dict = field(default_factory=dict)
     wall_seconds: float = 0.0
     latency: list = field(default_factory=list)  # bench.BenchReport per dtype, with verify --latency

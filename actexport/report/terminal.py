@@ -101,18 +101,17 @@ def render(report, console) -> None:
 def optimisation_lines(report) -> list[str]:
     """onnxruntime's graph optimisation: how many graphs it rewrote, and each one where that
     changed a number (the unoptimised and optimised graphs judged against exact)."""
-    judged = [g for g in report.graphs if "numbers" in g.get("optimisation", {})]
+    judged = [(g, g.optimisation) for g in report.graphs if g.optimisation is not None]
     if not judged:
         return []
-    rewritten = [g for g in judged if g["optimisation"]["rewritten"]]
-    changed = [g for g in judged if g["optimisation"]["numbers"]]
+    rewritten = [g for g, o in judged if o.rewritten]
+    changed = [(g, o) for g, o in judged if o.numbers]
     lines = [f"onnxruntime graph optimisation (ort:cpu, ORT_ENABLE_ALL): rewrote {len(rewritten)} of {len(judged)} "
              f"ONNX graphs; changed the numbers of {len(changed)}"]
-    for g in changed:
-        o = g["optimisation"]
-        lines.append(f"  {g['activation']} {g['dtype']} opset {g['opset']}: {o['numbers']} elements differ, up to "
-                     f"{o['max_ulp_between']} ULP; vs exact {o['unoptimised_max_ulp_vs_exact']} ULP unoptimised, "
-                     f"{o['optimised_max_ulp_vs_exact']} optimised ({o['graph']})")
+    for g, o in changed:
+        lines.append(f"  {g.activation} {g.dtype} opset {g.opset}: {o.numbers} elements differ, up to "
+                     f"{o.max_ulp_between} ULP; vs exact {o.unoptimised_max_ulp_vs_exact} ULP unoptimised, "
+                     f"{o.optimised_max_ulp_vs_exact} optimised ({o.graph})")
     return lines
 
 
@@ -123,25 +122,25 @@ def device_lines(report, every: bool = False) -> list[str]:
     if not report.devices:
         return []
     lines = []
-    for device in dict.fromkeys(d["device"] for d in report.devices):
-        pairs = [d for d in report.devices if d["device"] == device]
-        same = sum(1 for d in pairs if not d["differ"])
-        apart = [d for d in pairs if not d["agree"]]
+    for device in dict.fromkeys(d.device for d in report.devices):
+        pairs = [d for d in report.devices if d.device == device]
+        same = sum(1 for d in pairs if not d.agreement.differ)
+        apart = [d for d in pairs if not d.agreement.agree]
         lines.append(f"{device} against cpu (the same artifact on both devices): {len(pairs)} runtime pairs, "
                      f"{same} bit-identical, {len(pairs) - same - len(apart)} within budget of each other, "
                      f"{len(apart)} disagree")
         for d in pairs:
-            if d["agree"] and not (every and d["differ"]):
+            a = d.agreement
+            if a.agree and not (every and a.differ):
                 continue
-            fmt = d["format"] if d["opset"] is None else f"{d['format']}@{d['opset']}"
-            parts = [f"{d['differ']} of {d['elements']} elements differ, up to {d['max_ulp']} ULP "
-                     f"(budget {d['budget_ulp']})"]
-            parts += [f"{d[k]} {what}" for k, what in (("nan_mismatch", "NaN mismatch(es)"),
-                                                       ("inf_mismatch", "inf mismatch(es)")) if d[k]]
-            parts += d["special"]
-            if "+" in d.get("ran_on", ""):  # some nodes of the device's session ran on CPU
-                parts.append(f"ran on {d['ran_on']}")
-            lines.append(f"  {d['activation']} {d['dtype']} {fmt} {d['runtime']}: " + "; ".join(parts))
+            fmt = d.format if d.opset is None else f"{d.format}@{d.opset}"
+            parts = [f"{a.differ} of {a.elements} elements differ, up to {a.max_ulp} ULP (budget {d.budget_ulp})"]
+            parts += [f"{n} {what}" for n, what in ((a.nan_mismatch, "NaN mismatch(es)"),
+                                                    (a.inf_mismatch, "inf mismatch(es)")) if n]
+            parts += a.special
+            if "+" in d.ran_on:  # some nodes of the device's session ran on CPU
+                parts.append(f"ran on {d.ran_on}")
+            lines.append(f"  {d.activation} {d.dtype} {fmt} {d.runtime}: " + "; ".join(parts))
     return lines
 
 
@@ -186,25 +185,22 @@ def explain(report, console) -> None:
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     for line in device_lines(report, every=True):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
-    rewritten = [g for g in report.graphs if g.get("optimisation", {}).get("rewritten")]
+    rewritten = [(g, g.optimisation) for g in report.graphs if g.optimisation and g.optimisation.rewritten]
     if rewritten:
         console.print("ONNX graphs that onnxruntime rewrites (as exported -> as optimised):", highlight=False)
-        for g in rewritten:
-            o = g["optimisation"]
-            effect = f"{o['numbers']} elements change" if o["numbers"] else "bit-identical outputs"
-            console.print(f"  {g['activation']} {g['dtype']} opset {g['opset']}: {o['graph']}; {effect}",
+        for g, o in rewritten:
+            effect = f"{o.numbers} elements change" if o.numbers else "bit-identical outputs"
+            console.print(f"  {g.activation} {g.dtype} opset {g.opset}: {o.graph}; {effect}",
                           markup=False, highlight=False, soft_wrap=True)
-    multi = [g for g in report.graphs if "ort_cpu_max_ulp_vs_opset" in g]
-    if multi:
+    if any(g.ort_cpu_max_ulp_vs_opset is not None for g in report.graphs):
         console.print("ONNX graphs by opset (op types, nodes; ort:cpu numerics against the first opset):")
-        for act in dict.fromkeys(g["activation"] for g in report.graphs):
-            for dtype in dict.fromkeys(g["dtype"] for g in report.graphs if g["activation"] == act):
-                gs = [g for g in report.graphs if g["activation"] == act and g["dtype"] == dtype]
+        for act in dict.fromkeys(g.activation for g in report.graphs):
+            for dtype in dict.fromkeys(g.dtype for g in report.graphs if g.activation == act):
                 parts = []
-                for g in gs:
-                    diff = g.get("ort_cpu_max_ulp_vs_opset")
+                for g in (g for g in report.graphs if g.activation == act and g.dtype == dtype):
+                    diff = g.ort_cpu_max_ulp_vs_opset
                     change = "" if diff is None else (
                         " identical" if not any(diff.values()) else f" differs by {max(diff.values())} ULP")
-                    parts.append(f"opset {g['opset']}: {'+'.join(g['op_types'] or [])} ({g['nodes']} nodes){change}")
+                    parts.append(f"opset {g.opset}: {'+'.join(g.op_types or [])} ({g.nodes} nodes){change}")
                 console.print(f"  {act} {dtype}: " + "; ".join(parts), markup=False, highlight=False,
                               soft_wrap=True)

@@ -17,7 +17,7 @@ from actexport.graphs import optimisation
 from actexport.inputs import Battery, batteries
 from actexport.judge import Outputs, Subject, Verdict, declaration, judge
 from actexport.pool import Pipeline
-from actexport.report import Cell, Report, Status
+from actexport.report import Cell, DeviceRecord, GraphRecord, Report, Status
 from actexport.runtimes import for_format
 from actexport.verify.options import VERIFY_ORT_THREADS, Options
 from actexport.status import Stage
@@ -174,18 +174,16 @@ class ActivationRun:
                     by_opset = {o: out for (f, o), out in analysed.items() if f == fmt}
                     self._graph_record(result, opset, by_opset, graph_slots.get((fmt, opset)))
 
-    def _devices(self, ran: dict[tuple[str, int | None, str, str], tuple[Cell, Outputs]]) -> list[dict]:
+    def _devices(self, ran: dict[tuple[str, int | None, str, str], tuple[Cell, Outputs]]) -> list[DeviceRecord]:
         """Each runtime that ran on another device against the same runtime on CPU (same artifact)."""
         records = []
         for (fmt, opset, family, device), (cell, outputs) in ran.items():
             base = ran.get((fmt, opset, family, "cpu"))
             if device == "cpu" or base is None:
                 continue
-            records.append({
-                "activation": self.act.id, "dtype": self.dtype, "format": fmt, "opset": opset, "runtime": family,
-                "device": device, "ran_on": cell.ran_on, "budget_ulp": self.budget.ulp,
-                **across_devices([b.x for b in self.inputs], base[1].values, outputs.values, self.budget, device),
-            })
+            agreement = across_devices([b.x for b in self.inputs], base[1].values, outputs.values, self.budget, device)
+            records.append(DeviceRecord(self.act.id, self.dtype, fmt, opset, family, device, cell.ran_on,
+                                        self.budget.ulp, agreement))
         return records
 
     def _cell_outcome(self, slot: _Slot) -> list[np.ndarray] | None:
@@ -247,11 +245,10 @@ class ActivationRun:
 
     def _graph_record(self, result: ExportResult, opset: int | None, ort_by_opset: dict,
                       graph: _Slot | None) -> None:
-        record = {"activation": self.act.id, "dtype": self.dtype, "opset": result.opset or opset,
-                  "op_types": result.details.get("op_types"), "nodes": result.details.get("nodes")}
+        vs_opset, optimised, error = None, None, None
         first = next(iter(ort_by_opset), None)
         if first is not None and opset in ort_by_opset and opset != first:
-            record["ort_cpu_max_ulp_vs_opset"] = {
+            vs_opset = {
                 str(first): int(max(int(np.max(ulp_distance(a, b), initial=0))
                                     for a, b in zip(ort_by_opset[opset].values, ort_by_opset[first].values)))
             }
@@ -259,11 +256,13 @@ class ActivationRun:
             outcome = graph.outcome
             if isinstance(outcome, tasks.Ran):
                 assert outcome.graph is not None  # tasks.optimisation's Ran carries the graph
-                record.update(optimisation(outcome.graph, outcome.values, ort_by_opset[opset].values, self.exact,
-                                           [b.x for b in self.inputs], self.budget))
+                optimised = optimisation(outcome.graph, outcome.values, ort_by_opset[opset].values, self.exact,
+                                         [b.x for b in self.inputs], self.budget)
             else:
-                record["optimisation"] = {"error": outcome.reason}
-        self.report.graphs.append(record)
+                error = outcome.reason
+        self.report.graphs.append(GraphRecord(
+            self.act.id, self.dtype, result.opset or opset, result.details.get("op_types"),
+            result.details.get("nodes"), vs_opset, optimised, error))
 
 
 def _receive(outcome) -> None:
