@@ -1,6 +1,7 @@
-"""A verify run's results: the Status of a cell, the Cell itself, the records beside the cells (an ONNX
-graph, a runtime on two devices), and the Report that holds them with its counts and exit-code policy. Output is elsewhere in the package (terminal, jsonfile, junit);
-the Report's methods of that kind hand over to them."""
+"""A verify run's results: the Status of a cell, the Cell itself, the records beside the cells (an
+ONNX graph, a runtime on two devices), and the Report that holds them with its counts and exit-code
+policy. Output is elsewhere in the package (terminal, jsonfile, junit); the Report's methods of that
+kind hand over to them."""
 
 from __future__ import annotations
 
