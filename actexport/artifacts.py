@@ -13,7 +13,7 @@ from actexport.catalog import Activation, UsageError
 from actexport.exporters import ExportResult
 from actexport.formats import FORMATS, format_of, takes_opset
 from actexport.files import atomic_write, error_text, sha256  # noqa: F401  (sha256: used by callers through here too)
-from actexport.manifest import MANIFEST, SCHEMA, linked_part, read_manifest  # noqa: F401  (callers' names)
+from actexport.manifest import MANIFEST, SCHEMA, linked_part, onnx_exporter, read_manifest  # noqa: F401  (callers' names)
 from actexport.status import Stage
 
 MAX_ONNX_BYTES = 2 << 30  # protobuf's limit for one message
@@ -86,6 +86,7 @@ def entry(act: Row, result: ExportResult, dtype: str, out_dir: Path) -> dict:
         "dtype": dtype,
         "opset": result.opset,
         "exporter": result.exporter,
+        **({"onnx_exporter": result.onnx.base} if result.onnx is not None else {}),
         **({"graphs": details.pop("graphs", "stock"), "translations": details.pop("translations", [])}
            if takes_opset(result.format) else {}),
         "inputs": list(result.inputs),
@@ -223,19 +224,20 @@ def deployed(act: Row, fmt: str, dtype: str, opset: int | None, dir: Path, manif
                             error=f"{dir}/manifest.json lists no {what} artifact for {act.id}")
     entry = entries[0]
     path = dir / entry["path"]
+    made_by = onnx_exporter(entry) if takes_opset(fmt) else None
     if not path.is_file():
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage=Stage.MISSING,
+        return ExportResult(fmt, None, entry.get("exporter", ""), onnx=made_by, stage=Stage.MISSING,
                             error=f"{path} is listed in the manifest but missing")
     try:
         digest = sha256(path, seconds=timeout)
     except (TimeoutError, OSError) as e:
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage=Stage.INTEGRITY, error=str(e))
+        return ExportResult(fmt, None, entry.get("exporter", ""), onnx=made_by, stage=Stage.INTEGRITY, error=str(e))
     if digest != entry["sha256"]:
         # NOTE: a changed file is an integrity failure (exit 1), not a missing artifact (exit 3).
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage=Stage.INTEGRITY,
+        return ExportResult(fmt, None, entry.get("exporter", ""), onnx=made_by, stage=Stage.INTEGRITY,
                             error=f"{path} changed since export: sha256 {digest[:12]} != manifest {entry['sha256'][:12]}")
     problem = onnx_problem(path) if fmt == "onnx" else None  # NOTE: parsed in this process, before any runtime
     if problem:
-        return ExportResult(fmt, None, entry.get("exporter", ""), stage=Stage.INTEGRITY, error=problem)
-    return ExportResult(fmt, path, entry.get("exporter", ""), opset=entry.get("opset"),
+        return ExportResult(fmt, None, entry.get("exporter", ""), onnx=made_by, stage=Stage.INTEGRITY, error=problem)
+    return ExportResult(fmt, path, entry.get("exporter", ""), onnx=made_by, opset=entry.get("opset"),
                         details=entry.get("details", {}))

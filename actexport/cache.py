@@ -26,6 +26,7 @@ import torch
 
 from actexport.catalog import Activation, UsageError
 from actexport.exporters import ExportResult
+from actexport.exporters.onnx import OnnxExporter
 from actexport.files import error_text, sha256
 from actexport.formats import format_of, takes_opset
 
@@ -158,8 +159,10 @@ class ExportCache:
             if _digest(json.dumps(meta, sort_keys=True).encode()) != doc["meta_sha256"] or meta["key"] != k:
                 return self._corrupt(entry_dir, "entry.json does not match its checksum")
             fields = meta["result"]
+            onnx = fields.get("onnx")
             result = ExportResult(**{**fields, "path": None, "inputs": tuple(fields["inputs"]),
-                                     "outputs": tuple(fields["outputs"])})
+                                     "outputs": tuple(fields["outputs"]),
+                                     "onnx": OnnxExporter(**onnx) if onnx is not None else None})
             if meta["artifact_sha256"] is None:  # a cached failure: the exporter cannot produce this one
                 return replace(result, cache="hit", seconds=0.0), "hit"
             expected = meta["artifact_sha256"]

@@ -7,10 +7,7 @@ from pathlib import Path
 
 from actexport import artifacts as art
 from actexport.catalog import UsageError
-from actexport.exporters.onnx import DEFAULT_EXPORTER
-from actexport.exporters.onnx import kind as onnx_kind
-from actexport.exporters.onnx import profile as onnx_profile
-from actexport.exporters.onnx import spec
+from actexport.exporters.onnx import DEFAULT_EXPORTER, OnnxExporter
 from actexport.formats import format_of
 from actexport.report import Report
 from actexport.verify import Options, verify
@@ -50,7 +47,8 @@ def options_for(manifest: dict, **kw) -> Options:
     dtypes = tuple(dict.fromkeys(e["dtype"] for e in entries))
     onnx = [e for e in entries if e["format"] == "onnx"]
     opsets = tuple(dict.fromkeys(int(e["opset"]) for e in onnx if e.get("opset"))) or Options().opsets
-    exporters = {spec(onnx_kind(e.get("exporter", "")), onnx_profile(e.get("exporter", ""))) for e in onnx}
+    # NOTE: an entry that names no exporter reads as torch.onnx's stock dynamo graphs, as judge.declaration does
+    exporters = {(art.onnx_exporter(e) or OnnxExporter("dynamo", "stock")).key for e in onnx}
     if len(exporters) > 1:
         raise UsageError("the manifest mixes ONNX artifacts of several exporters or graph profiles "
                          f"({', '.join(sorted(exporters))}); check each apart")

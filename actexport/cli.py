@@ -165,8 +165,8 @@ def _main(args: argparse.Namespace, out, err) -> int:
         probe_plugins(plugins(), timeout)
         load_plugins(plugins())  # this process builds eager modules and times artifacts too
         if hasattr(args, "graphs"):
-            from actexport.exporters.onnx import spec
-            args.exporter = spec(args.exporter, args.graphs)
+            from actexport.exporters.onnx import OnnxExporter
+            args.exporter = OnnxExporter.of(args.exporter, args.graphs).key
         if getattr(args, "module", None) and args.command in ("export", "verify", "check"):
             from actexport.model import commands as model_commands
             with deadline(timeout, f"--module {args.module}: building and trying the module"):

@@ -163,7 +163,7 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
     for act, dtype, r in results:
         if r.ok:
             continue
-        declared = r.error and r.stage == Stage.EXPORT and declaration(act, Subject(r.format, None, dtype, r.exporter),
+        declared = r.error and r.stage == Stage.EXPORT and declaration(act, Subject(r.format, None, dtype, r.onnx),
                                                                    no_artifact=True)
         failed += bool(r.error) and not declared
         status = "unavailable" if r.unavailable else ("xfail (declared)" if declared else "error")

@@ -19,6 +19,7 @@ from actexport.report import Status
 
 if TYPE_CHECKING:
     from actexport.catalog import Activation, Declared, XFail
+    from actexport.exporters.onnx import OnnxExporter
     from actexport.inputs import Battery
 
 
@@ -37,7 +38,7 @@ class Subject:
     format: str  # "eager" for PyTorch itself
     runtime: str | None  # None: no runtime (an export)
     dtype: str
-    exporter: str = ""  # the exporter's label (ExportResult.exporter); "" for eager
+    onnx: OnnxExporter | None = None  # what made an ONNX artifact (ExportResult.onnx)
     specification: bool = False  # the runtime is the format's specification (onnx.reference)
 
 
@@ -59,9 +60,12 @@ def declaration(act: Activation, subject: Subject, no_artifact: bool = False) ->
     """The declarations of `act` that apply to the cell: of a missing artifact when `no_artifact`,
     else every numerical one (together: each excuses its own region)."""
     exporter = graphs = None
-    if subject.format == "onnx":  # NOTE: a label of "" (none recorded) reads as the default exporter
-        from actexport.exporters.onnx import kind, profile
-        exporter, graphs = kind(subject.exporter), profile(subject.exporter)
+    if subject.format == "onnx":
+        from actexport.exporters.onnx import OnnxExporter
+        # NOTE: an artifact whose exporter is not recorded (a manifest that lists none) reads as
+        # torch.onnx's stock dynamo graphs
+        made_by = subject.onnx or OnnxExporter("dynamo", "stock")
+        exporter, graphs = made_by.base, made_by.graphs
     # NOTE: runtime None (an export) matches only the declarations that name no runtime
     return act.xfail(subject.format, subject.runtime, subject.dtype, exporter, no_artifact=no_artifact, graphs=graphs)
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from actexport.catalog import DTYPES, UsageError
+from actexport.exporters.onnx import OnnxExporter
 from actexport.formats import FORMATS, format_of, takes_opset
 from actexport.files import error_text
 
@@ -48,10 +49,15 @@ def read_manifest(dir: Path) -> dict:
             if not (isinstance(opset, int) and not isinstance(opset, bool) and 1 <= opset <= top):
                 raise UsageError(f"{str(path)!r}: the ONNX entry {e['path']!r} has opset {opset!r}; valid: an "
                                  f"integer in 1..{top}")
-        for key, kind in (("exporter", str), ("details", dict)):
+        for key, kind in (("exporter", str), ("onnx_exporter", str), ("graphs", str), ("details", dict)):
             if key in e and not isinstance(e[key], kind):
                 raise UsageError(f"{str(path)!r}: {key!r} of {e['path']!r} must be a {kind.__name__}, not "
                                  f"{type(e[key]).__name__}")
+        if takes_opset(e["format"]):
+            try:
+                onnx_exporter(e)
+            except UsageError as err:
+                raise UsageError(f"{str(path)!r}: {e['path']!r}: {err}") from None
         link = linked_part(dir, e["path"])
         if link:
             raise UsageError(f"{str(path)!r} lists {e['path']!r}: {link}")
@@ -61,6 +67,22 @@ def read_manifest(dir: Path) -> dict:
                              "each may be listed once")
         seen.add(cell)
     return doc
+
+
+def onnx_exporter(entry: dict) -> OnnxExporter | None:
+    """The torch.onnx exporter and graph profile of an ONNX entry; None when it names neither."""
+    label = entry.get("exporter", "")
+    base, graphs = entry.get("onnx_exporter"), entry.get("graphs")
+    # NOTE: manifests written before "onnx_exporter" (and before "graphs") name them only in the
+    # exporter's label, "torch.onnx.export(dynamo=False)" or "... + actexport graphs"; this reads it.
+    if base is None and label:
+        base = "legacy" if "dynamo=False" in label else "dynamo"
+    if graphs is None and label:
+        head, _, tail = label.rpartition(" + ")
+        graphs = tail.removesuffix(" graphs") if head and tail.endswith(" graphs") else "stock"
+    if base is None:
+        return None
+    return OnnxExporter.of(base, graphs or "stock")
 
 
 def linked_part(dir: Path, rel: str) -> str | None:

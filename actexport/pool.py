@@ -17,8 +17,9 @@ from actexport.isolate import DEFAULT_TIMEOUT, Task, default_workers
 from actexport.isolate import workers as workers_for
 from actexport.catalog import Activation
 from actexport.exporters import ExportResult
+from actexport.exporters.onnx import OnnxExporter
 from actexport.files import atomic_write
-from actexport.formats import format_of
+from actexport.formats import format_of, takes_opset
 from actexport.status import Stage
 
 
@@ -111,7 +112,8 @@ class Exports:
             # NOTE: a crash or a hang is a result of this export, not of the run; never cached.
             # NOTE: stage "crash": no declaration ("cannot be exported") ever excuses it.
             result = ExportResult(job.format, None, format_of(job.format).label(job.exporter),
-                                  error=f"export failed: {outcome.failure}", seconds=outcome.seconds, stage=Stage.CRASH)
+                                  error=f"export failed: {outcome.failure}", seconds=outcome.seconds, stage=Stage.CRASH,
+                                  onnx=OnnxExporter.parse(job.exporter) if takes_opset(job.format) else None)
             self._finish(job, result, "not stored: the export did not finish")
             return
         if isinstance(outcome.value, tasks.Elsewhere):

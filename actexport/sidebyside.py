@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from actexport.files import write_json
-from actexport.exporters.onnx import spec
+from actexport.exporters.onnx import OnnxExporter
 from actexport.translations import TRANSLATIONS
 
 if TYPE_CHECKING:
@@ -104,14 +104,15 @@ def compare(ids: list[str] | None, opset: int, sizes=SIZES, dtypes=DTYPES, cache
     from actexport.verify import Options, verify
     verified = {}
     for graphs in SIDES:
-        options = Options(formats=("onnx",), dtypes=tuple(dtypes), opsets=(opset,), exporter=spec("dynamo", graphs),
-                          isolate=isolate, timeout=timeout or DEFAULT_TIMEOUT)
+        options = Options(formats=("onnx",), dtypes=tuple(dtypes), opsets=(opset,),
+                          exporter=OnnxExporter.of("dynamo", graphs).key, isolate=isolate,
+                          timeout=timeout or DEFAULT_TIMEOUT)
         verified[graphs] = verify(ids, options, progress=progress, cache=cache, workers=workers)
     # NOTE: one bench run times both graphs of an activation back to back against one eager baseline;
     # two separate runs minutes apart disagreed by up to 1.5x on unchanged graphs (noise, not graphs).
     benched = bench(ids, ("onnx",), ("cpu",), tuple(sizes), "float32", None, opset,
-                    tuple(spec("dynamo", g) for g in SIDES), progress=progress, cache=cache, workers=workers,
-                    isolate=isolate, timeout=timeout)
+                    tuple(OnnxExporter.of("dynamo", g).key for g in SIDES), progress=progress, cache=cache,
+                    workers=workers, isolate=isolate, timeout=timeout)
     report = ProfileReport(environment={"opset": opset, "sizes": list(sizes), "dtypes": list(dtypes),
                                         "bench": benched.environment})
     used = _translations(verified["candidates"])

@@ -34,8 +34,6 @@ from actexport.formats import FORMATS
 from actexport import catalog, tasks
 from actexport.compare import classify
 from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET
-from actexport.exporters.onnx import kind as onnx_kind
-from actexport.exporters.onnx import profile as onnx_profile
 from actexport.inputs import Battery, _layout, batteries, np_dtype
 from actexport.tasks import export_one
 from actexport.runtimes import for_format
@@ -152,19 +150,19 @@ def cells(act, dtype: str, tmp: Path, shift: int | None, exporter: str = DEFAULT
         exact = [act.oracle(x).astype(x.dtype) for x in xs]
     found = []
     outcome = tasks.eager(act.id, None, dtype, "cpu", xs, act=act)
-    runs = [("eager", "eager:cpu", None, outcome)]
+    runs = [("eager", "eager:cpu", None, None, outcome)]
     for fmt in formats:
         result = export_one(act, fmt, dtype, tmp / act.id / dtype / fmt, opset, exporter)
         if not result.ok:
             continue
         for rt in for_format(fmt, ("cpu",), reference=True, threads=1):
-            runs.append((fmt, rt.name, result.exporter, tasks.runtime(fmt, rt.name, "cpu", result.path, xs, 1)))
-    for fmt, name, exporter, outcome in runs:
+            runs.append((fmt, rt.name, result.exporter, result.onnx,
+                         tasks.runtime(fmt, rt.name, "cpu", result.path, xs, 1)))
+    for fmt, name, exporter, made_by, outcome in runs:
         if outcome[0] != "ok":
             continue
-        onnx = fmt == "onnx"
-        xfail = act.xfail(fmt, name, dtype, onnx_kind(exporter) if onnx else None,
-                          graphs=onnx_profile(exporter) if onnx else None)
+        xfail = act.xfail(fmt, name, dtype, made_by.base if made_by else None,
+                          graphs=made_by.graphs if made_by else None)
         m = measure(act, dtype, name, outcome[1], inputs, exact, xfail, exporter)
         if m:
             found.append(m)

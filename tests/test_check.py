@@ -14,7 +14,7 @@ from actexport.formats import FORMATS
 from actexport import catalog
 from actexport.artifacts import export_all, read_manifest, sha256
 from actexport.cli import main
-from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET
+from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, OnnxExporter
 
 
 @pytest.fixture(scope="module")
@@ -297,6 +297,8 @@ def _edit_manifest(dir, rel, **fields):
     ({"opset": None}, "has opset None; valid: an integer in 1.."),
     ({"exporter": 7}, "'exporter' of 'gelu/model.onnx' must be a str, not int"),
     ({"details": []}, "'details' of 'gelu/model.onnx' must be a dict, not list"),
+    ({"onnx_exporter": "jit"}, "'gelu/model.onnx': unknown exporter 'jit'"),
+    ({"graphs": "faster"}, "'gelu/model.onnx': unknown graph profile"),
 ])
 def test_a_listed_file_is_verified_whatever_its_fields_say_or_the_manifest_is_refused(deployed, capsys, fields,
                                                                                       message):
@@ -325,6 +327,23 @@ def test_hidden_files_are_not_listed_and_fail_the_check(deployed, capsys):
     (deployed / "gelu" / ".weights.bin").write_bytes(b"\0" * 64)
     assert main(["check", str(deployed), "--quiet"]) == 1
     assert f"{deployed / 'gelu' / '.weights.bin'}: not listed in" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("entry, made_by", [
+    ({"exporter": "torch.onnx.export(dynamo=True) + actexport graphs", "onnx_exporter": "dynamo",
+      "graphs": "actexport"}, OnnxExporter("dynamo", "actexport")),
+    # written before "onnx_exporter": torch.onnx's exporter is named only in the label
+    ({"exporter": "torch.onnx.export(dynamo=False)", "graphs": "stock"}, OnnxExporter("legacy", "stock")),
+    ({"exporter": "torch.onnx.export(dynamo=True) + candidates graphs"}, OnnxExporter("dynamo", "candidates")),
+    ({}, None),
+])
+def test_a_manifest_entry_names_its_onnx_exporter(entry, made_by):
+    from actexport.check import options_for
+    from actexport.manifest import onnx_exporter
+
+    assert onnx_exporter(entry) == made_by
+    listed = {"id": "relu", "format": "onnx", "dtype": "float32", "opset": 18, "path": "relu/model.onnx", **entry}
+    assert options_for({"artifacts": [listed]}).exporter == (made_by or OnnxExporter("dynamo", "stock")).key
 
 
 def test_every_listed_file_is_checked_by_some_cell():

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from actexport import catalog
+from actexport.exporters.onnx import OnnxExporter
 from actexport.inputs import batteries
 from actexport.judge import Outputs, Subject, judge
 
-ORT = Subject("onnx", "ort:cpu", "float32", "torch.onnx.export(dynamo=True)")
+ORT = Subject("onnx", "ort:cpu", "float32", OnnxExporter("dynamo", "stock"))
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def test_a_deviation_inside_the_declared_region_is_xfail_and_outside_it_fails(si
 def test_the_side_at_fault_comes_from_pytorch_and_the_specification(sigmoid):
     act, inputs, exact = sigmoid
     wrong = _nudged(inputs, exact, lambda x: (x > 1) & (x < 2), 1e-5)
-    subject = Subject("onnx", "toy:cpu", "float32", "torch.onnx.export(dynamo=True)")
+    subject = Subject("onnx", "toy:cpu", "float32", OnnxExporter("dynamo", "stock"))
     good, bad = Outputs(exact, True), Outputs(wrong, False)
     assert judge(act, subject, inputs, exact, wrong, torch_ref=good, spec=good).deviates == "runtime"
     assert judge(act, subject, inputs, exact, wrong, torch_ref=good, spec=bad).deviates == "export"

@@ -10,7 +10,7 @@ from torch import nn
 
 from actexport import catalog, translations
 from actexport.cli import main
-from actexport.exporters.onnx import export, spec
+from actexport.exporters.onnx import DEFAULT_EXPORTER, OnnxExporter, export
 from actexport.verify import Options, verify
 
 # The catalog rows whose ONNX graph the candidate translations change (checked below against the exports);
@@ -29,7 +29,7 @@ def both():
     18 and 20."""
     out = {}
     for graphs in SIDES:
-        options = Options(formats=("onnx",), dtypes=DTYPES, opsets=OPSETS, exporter=spec("dynamo", graphs))
+        options = Options(formats=("onnx",), dtypes=DTYPES, opsets=OPSETS, exporter=OnnxExporter.of("dynamo", graphs).key)
         out[graphs] = verify(list(CHANGED), options)
     return out
 
@@ -74,7 +74,7 @@ def test_the_actexport_profile_has_fewer_declared_deviations():
     """onnxruntime's float64 Softplus returns 0 in the far negative tail (declared for stock only); the
     actexport graph computes log1p itself and passes."""
     options = {"formats": ("onnx",), "dtypes": ("float64",), "reference": False}
-    counts = {g: verify(["softplus", "softplus_b2_t10"], Options(exporter=spec("dynamo", g), **options)).counts()
+    counts = {g: verify(["softplus", "softplus_b2_t10"], Options(exporter=OnnxExporter.of("dynamo", g).key, **options)).counts()
               for g in ("stock", "actexport")}
     assert counts["stock"]["xfail"] == 2 and counts["actexport"]["xfail"] == 0
     assert counts["actexport"]["pass"] == counts["stock"]["pass"] + 2
@@ -181,7 +181,18 @@ def test_cli_records_the_profile_in_the_manifest(tmp_path):
     b = json.loads((tmp_path / "b" / "manifest.json").read_text())["artifacts"][0]
     assert (a["graphs"], a["translations"]) == ("actexport", ["softshrink.clip"])
     assert (b["graphs"], b["translations"]) == ("stock", [])
+    assert (a["onnx_exporter"], b["onnx_exporter"]) == ("dynamo", "dynamo")
     assert a["sha256"] != b["sha256"]
+
+
+@pytest.mark.parametrize("made_by, key, label", [
+    (OnnxExporter.of("dynamo"), "dynamo+actexport", "torch.onnx.export(dynamo=True) + actexport graphs"),
+    (OnnxExporter.of("dynamo", "stock"), "dynamo", "torch.onnx.export(dynamo=True)"),
+    (OnnxExporter.of("legacy"), "legacy", "torch.onnx.export(dynamo=False)"),
+])
+def test_an_onnx_exporter_travels_as_its_key(made_by, key, label):
+    assert (made_by.key, made_by.label, OnnxExporter.parse(key)) == (key, label, made_by)
+    assert DEFAULT_EXPORTER == OnnxExporter.of("dynamo").key  # what the caches were keyed with
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -17,7 +17,7 @@ from actexport.bench.row import BenchRow
 from actexport.bench.timing import measure
 from actexport.catalog import Activation
 from actexport.exporters import ExportResult
-from actexport.exporters.onnx import split
+from actexport.exporters.onnx import OnnxExporter
 from actexport.files import error_text, root_cause
 from actexport.formats import takes_opset
 from actexport.inputs import to_torch, torch_dtype
@@ -53,7 +53,7 @@ class ActivationBench:
                 for rt in for_format(fmt, self.providers, reference=False, threads=self.threads):
                     # NOTE: the rows of a second ONNX exporter are named after its graph profile
                     # (ort+candidates:cpu), and are timed right after the first's, on the same inputs.
-                    name = rt.name.replace(":", f"+{split(exporter)[1]}:", 1) if i else rt.name
+                    name = rt.name.replace(":", f"+{OnnxExporter.parse(exporter).graphs}:", 1) if i else rt.name
                     self._artifact(rt, result, name)
         self.report.rows.extend(self._with_ratios())
 

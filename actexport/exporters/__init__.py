@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from actexport.capture import quiet
 from actexport.files import root_cause
 from actexport.status import Stage
+
+if TYPE_CHECKING:
+    from actexport.exporters.onnx import OnnxExporter
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class ExportResult:
     # hung), and for a deployed folder "unlisted", "missing" or "integrity".
     stage: Stage = Stage.EXPORT
     environmental: bool = False  # the failure came from the machine (files, memory), never cached
+    onnx: OnnxExporter | None = None  # what made an ONNX artifact; None for other formats, or when unknown
 
     @property
     def ok(self) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -15,47 +15,53 @@ from actexport.inputs import example, torch_dtype
 
 EXPORTERS = ("dynamo", "legacy")
 DEFAULT_OPSET = 18
-DEFAULT_EXPORTER = "dynamo+actexport"  # spec("dynamo", None): the dynamo exporter with actexport's graphs
+DEFAULT_EXPORTER = "dynamo+actexport"  # OnnxExporter.of("dynamo").key: the dynamo exporter with actexport's graphs
 
 
-# NOTE: inside the package an ONNX exporter is one string, "<exporter>" for torch.onnx's stock graphs
-# or "<exporter>+actexport" for actexport's graph profile (translations.py), so that the profile
-# travels with the exporter through jobs, worker tasks and cache keys without a second parameter.
-def spec(exporter: str, graphs: str | None) -> str:
-    """The exporter string for `exporter` and a graph profile (None: the default for that exporter)."""
-    from actexport.translations import DEFAULT_PROFILE, check_profile
-    if exporter not in EXPORTERS:
-        raise UsageError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
-    if graphs is None:
-        graphs = DEFAULT_PROFILE if exporter == "dynamo" else "stock"
-    check_profile(graphs)
-    if graphs != "stock" and exporter != "dynamo":
-        raise UsageError(f"--graphs {graphs} needs the dynamo exporter (custom translations); "
-                         "the legacy exporter only has --graphs stock")
-    return exporter if graphs == "stock" else f"{exporter}+{graphs}"
+@dataclass(frozen=True)
+class OnnxExporter:
+    """A torch.onnx exporter and the graph profile it exports with (translations.py)."""
 
+    base: str  # torch.onnx's exporter: "dynamo" or "legacy"
+    graphs: str  # the graph profile: "stock" (torch.onnx as is), "actexport" or "candidates"
 
-def split(exporter: str) -> tuple[str, str]:
-    """(torch.onnx exporter, graph profile) of an exporter string made by spec()."""
-    base, _, graphs = exporter.partition("+")
-    return base, graphs or "stock"
+    @classmethod
+    def of(cls, base: str, graphs: str | None = None) -> OnnxExporter:
+        """A valid exporter; graphs None: the default profile for `base`. UsageError otherwise."""
+        from actexport.translations import DEFAULT_PROFILE, check_profile
+        if base not in EXPORTERS:
+            raise UsageError(f"unknown exporter {base!r}; valid: {', '.join(EXPORTERS)}")
+        if graphs is None:
+            graphs = DEFAULT_PROFILE if base == "dynamo" else "stock"
+        check_profile(graphs)
+        if graphs != "stock" and base != "dynamo":
+            raise UsageError(f"--graphs {graphs} needs the dynamo exporter (custom translations); "
+                             "the legacy exporter only has --graphs stock")
+        return cls(base, graphs)
+
+    # NOTE: the key is how the exporter travels through options, jobs, worker tasks and cache keys:
+    # one string, so that the profile needs no second parameter and the cache keys stay as they are.
+    @classmethod
+    def parse(cls, key: str) -> OnnxExporter:
+        """The exporter of a key written by `key`."""
+        base, _, graphs = key.partition("+")
+        return cls(base, graphs or "stock")
+
+    @property
+    def key(self) -> str:
+        """"dynamo+actexport"; the bare exporter for torch.onnx's stock graphs ("legacy")."""
+        return self.base if self.graphs == "stock" else f"{self.base}+{self.graphs}"
+
+    @property
+    def label(self) -> str:
+        """How results and manifests name it: "torch.onnx.export(dynamo=True) + actexport graphs"."""
+        return f"torch.onnx.export(dynamo={self.base == 'dynamo'})" + (
+            "" if self.graphs == "stock" else f" + {self.graphs} graphs")
 
 
 def label(exporter: str) -> str:
-    """How an ONNX artifact's exporter is named in results and manifests."""
-    base, graphs = split(exporter)
-    return f"torch.onnx.export(dynamo={base == 'dynamo'})" + ("" if graphs == "stock" else f" + {graphs} graphs")
-
-
-def kind(label_text: str) -> str:
-    """The exporter ("dynamo" or "legacy") from a label written by label()."""
-    return "legacy" if "dynamo=False" in label_text else "dynamo"
-
-
-def profile(label_text: str) -> str:
-    """The graph profile ("stock", "actexport", "candidates") from a label written by label()."""
-    head, _, tail = label_text.rpartition(" + ")
-    return tail.removesuffix(" graphs") if head and tail.endswith(" graphs") else "stock"
+    """The label of an exporter key (the formats' protocol, formats.py)."""
+    return OnnxExporter.parse(exporter).label
 
 
 def opset_range(exporter: str) -> tuple[int, int]:
@@ -72,7 +78,7 @@ def opset_range(exporter: str) -> tuple[int, int]:
 
 
 def check_opset(opset: int, exporter: str) -> None:
-    exporter = split(exporter)[0]
+    exporter = OnnxExporter.parse(exporter).base
     if exporter not in EXPORTERS:
         raise UsageError(f"unknown exporter {exporter!r}; valid: {', '.join(EXPORTERS)}")
     lo, hi = opset_range(exporter)
@@ -128,10 +134,12 @@ def _value_info(vi) -> dict:
 
 
 def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, exporter: str = "dynamo") -> ExportResult:
-    name = label(exporter)
-    exporter, graphs = split(exporter)
+    made_by = OnnxExporter.parse(exporter)
+    name = made_by.label
+    exporter, graphs = made_by.base, made_by.graphs
     if exporter == "legacy" and not _legacy_available():
-        return ExportResult("onnx", None, name, unavailable=f"torch {torch.__version__} has no legacy ONNX exporter")
+        return ExportResult("onnx", None, name, unavailable=f"torch {torch.__version__} has no legacy ONNX exporter",
+                            onnx=made_by)
 
     def run() -> ExportResult:
         import onnx
@@ -171,7 +179,7 @@ def export(act: Activation, dtype: str, path: Path, opset: int = DEFAULT_OPSET, 
                      "graphs": graphs, "translations": sorted(set(used))},
         )
 
-    result = guarded("onnx", name, run)
+    result = replace(guarded("onnx", name, run), onnx=made_by)
     if result.error and "has unsupported type: tensor(" in result.error:
         # NOTE: the ONNX opset defines no kernel of this op for this dtype (bfloat16 Elu, say): the
         # format cannot express the model, which is "unavailable", not a failure of the exporter.

@@ -217,7 +217,7 @@ class ActivationRun:
             cell.stage, cell.log = result.stage, result.log[-4000:]
             # Only a declared "cannot be exported" excuses a missing artifact, and only when the
             # exporter (or the manifest) says none was produced, never a file that went missing.
-            xfail = declaration(self.act, self._subject(slot, result.exporter), no_artifact=True)
+            xfail = declaration(self.act, self._subject(slot), no_artifact=True)
             cell.status = Status.XFAIL if xfail and cell.stage == Stage.EXPORT else Status.ERROR
             cell.reason = f"no artifact: {result.error}"
             if cell.status == Status.XFAIL:
@@ -231,14 +231,15 @@ class ActivationRun:
         ok = self._judge(slot, values, torch_ref=torch_ref, spec=None if slot.specification else spec)
         return Outputs(values, ok)
 
-    def _subject(self, slot: _Slot, exporter: str) -> Subject:
+    def _subject(self, slot: _Slot) -> Subject:
         assert slot.cell is not None  # only cells are judged
-        return Subject(slot.format, slot.cell.runtime, self.dtype, exporter, slot.specification)
+        onnx = slot.result.onnx if slot.result is not None else None  # eager rows have no artifact
+        return Subject(slot.format, slot.cell.runtime, self.dtype, onnx, slot.specification)
 
     def _judge(self, slot: _Slot, values: list[np.ndarray], torch_ref: Outputs | None, spec: Outputs | None) -> bool:
         """Judges the slot's cell (judge.py) and records the verdict in it; whether it is within budget."""
         assert slot.cell is not None  # only cells are judged
-        verdict = judge(self.act, self._subject(slot, slot.cell.exporter), self.inputs, self.exact, values,
+        verdict = judge(self.act, self._subject(slot), self.inputs, self.exact, values,
                         torch_ref, spec)
         _record(slot.cell, verdict)
         return verdict.ok
