@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 # NOTE: the new side is the "candidates" profile, so that rows the rule rejected are measured again.
 SIDES = ("stock", "candidates")
-RUNTIMES = {"stock": "ort:cpu", "candidates": "ort+candidates:cpu"}  # bench's row names (bench/activation.py)
+RUNTIME = "ort:cpu"  # the bench rows of either side: this runtime, and the side's graph profile
 SIZES = (1_000, 1_000_000)
 DTYPES = ("float16", "float32", "float64")
 # NOTE: "not slower" allows 10% for timing noise: stock and candidate are timed back to back in one bench
@@ -118,7 +118,7 @@ def compare(ids: list[str] | None, opset: int, sizes=SIZES, dtypes=DTYPES, cache
     used = _translations(verified["candidates"])
     for act_id, names in used.items():
         report.rows.append(_row(act_id, names, verified, benched, dtypes, sizes))
-    stock, new = _ratios(benched, RUNTIMES["stock"]), _ratios(benched, RUNTIMES["candidates"])
+    stock, new = _ratios(benched, "stock"), _ratios(benched, "candidates")
     report.catalog = {"stock": _catalog(stock), "candidates": _catalog(new)}
     # The default profile: the candidate graph where every translation it used is declared accepted.
     accepted = {t.name for t in TRANSLATIONS if not t.rejected}
@@ -140,9 +140,11 @@ def _cells(report, act_id: str) -> dict:
     return {(c.runtime, c.dtype): c for c in report.cells if c.activation == act_id and c.format == "onnx"}
 
 
-def _latency(report, act_id: str, size: int, runtime: str) -> dict:
-    rows = {r.runtime: r for r in report.rows if r.activation == act_id and r.size == size and r.status == "ok"}
-    ort, base = rows.get(runtime), rows.get("eager.out:cpu") or rows.get("eager:cpu")
+def _latency(report, act_id: str, size: int, graphs: str) -> dict:
+    rows = [r for r in report.rows if r.activation == act_id and r.size == size and r.status == "ok"]
+    ort = next((r for r in rows if r.runtime == RUNTIME and r.graphs == graphs), None)
+    eager = {r.runtime: r for r in rows if r.format == "eager"}
+    base = eager.get("eager.out:cpu") or eager.get("eager:cpu")
     return {"median_s": ort.median_s if ort else None, "ratio_floor": ort.ratio_floor if ort else None,
             "ratio_eager_out": ort.median_s / base.median_s if ort and base and base.median_s else None,
             "baseline": base.runtime if base else None}
@@ -173,7 +175,7 @@ def _row(act_id: str, names: list[str], verified: dict, benched: BenchReport, dt
         why.append(f"NaN/inf mismatches {special['stock']} -> {special['actexport']}")
     per_size = {}
     for n in sizes:
-        s, a = (_latency(benched, act_id, n, RUNTIMES[side]) for side in SIDES)
+        s, a = (_latency(benched, act_id, n, side) for side in SIDES)
         speedup = s["median_s"] / a["median_s"] if s["median_s"] and a["median_s"] else None
         per_size[n] = {"stock_us": _us(s["median_s"]), "actexport_us": _us(a["median_s"]),
                        "stock_eager_out": s["ratio_eager_out"], "actexport_eager_out": a["ratio_eager_out"],
@@ -189,10 +191,10 @@ def _row(act_id: str, names: list[str], verified: dict, benched: BenchReport, dt
             "accepted": not why, "why": why}
 
 
-def _ratios(report, runtime: str) -> dict[str, float]:
+def _ratios(report, graphs: str) -> dict[str, float]:
     ratios = {}
     for act_id in dict.fromkeys(r.activation for r in report.rows):
-        r = _latency(report, act_id, TARGET_SIZE, runtime)["ratio_eager_out"]
+        r = _latency(report, act_id, TARGET_SIZE, graphs)["ratio_eager_out"]
         if r:
             ratios[act_id] = r
     return ratios

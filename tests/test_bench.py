@@ -239,9 +239,12 @@ def test_bench_on_cuda_times_with_synchronisation():
 def test_two_onnx_exporters_are_timed_back_to_back_under_their_profile_names():
     report = bench(["softshrink"], formats=("onnx",), sizes=(1000,), rule=FAST, dram_bytes=1 << 20,
                    exporter=("dynamo", "dynamo+candidates"))
-    rows = {r.runtime: r for r in report.rows}
-    assert set(rows) == {"eager:cpu", "eager.out:cpu", "ort:cpu", "ort+candidates:cpu"}
-    assert rows["ort:cpu"].status == rows["ort+candidates:cpu"].status == "ok"
-    assert rows["ort+candidates:cpu"].ratio_eager > 0  # both judged against the same eager row
+    rows = {(r.runtime, r.graphs): r for r in report.rows}
+    assert set(rows) == {("eager:cpu", ""), ("eager.out:cpu", ""), ("ort:cpu", "stock"), ("ort:cpu", "candidates")}
+    assert rows["ort:cpu", "stock"].status == rows["ort:cpu", "candidates"].status == "ok"
+    assert rows["ort:cpu", "candidates"].ratio_eager > 0  # both judged against the same eager row
+    assert report.runtimes() == ["eager:cpu", "eager.out:cpu", "ort:cpu", "ort+candidates:cpu"]  # the tables' names
+    (doc,) = [r for r in report.to_dict()["rows"] if r["graphs"] == "candidates"]
+    assert (doc["runtime"], doc["label"]) == ("ort:cpu", "ort+candidates:cpu")
     assert report.environment["options"]["exporter"] == ["dynamo", "dynamo+candidates"]
     assert report.graphs["softshrink"]["exported"]["nodes"] == 7  # the first exporter's (stock) graph

@@ -49,12 +49,13 @@ class ActivationBench:
                 result = export(self.act, fmt, exporter)
                 if fmt == "onnx" and result.ok and i == 0:
                     self.report.graphs[self.act.id] = self._graph(result)
+                graphs = OnnxExporter.parse(exporter).graphs if takes_opset(fmt) else ""
                 # NOTE: a runtime with a threads setting gets it here; torch's is set for the process
                 for rt in for_format(fmt, self.providers, reference=False, threads=self.threads):
-                    # NOTE: the rows of a second ONNX exporter are named after its graph profile
-                    # (ort+candidates:cpu), and are timed right after the first's, on the same inputs.
-                    name = rt.name.replace(":", f"+{OnnxExporter.parse(exporter).graphs}:", 1) if i else rt.name
-                    self._artifact(rt, result, name)
+                    # NOTE: the rows of a second ONNX exporter are timed right after the first's, on the
+                    # same inputs; tables name them after their graph profile (ort+candidates:cpu).
+                    label = rt.name.replace(":", f"+{graphs}:", 1) if i else ""
+                    self._artifact(rt, result, graphs, label)
         self.report.rows.extend(self._with_ratios())
 
     def _traffic(self, x: np.ndarray) -> tuple[int, int] | None:
@@ -86,10 +87,11 @@ class ActivationBench:
         return self._row(fmt, runtime, n, "ok", median_s=t.median_s, p90_s=t.p90_s, p99_s=t.p99_s,
                          iterations=t.iterations, converged=t.converged, warmup=t.warmup, **kw)
 
-    def _all_sizes(self, fmt: str, runtime: str, status: str, reason: str) -> None:
+    def _all_sizes(self, fmt: str, runtime: str, status: str, reason: str, **kw) -> None:
         for n in self.inputs:
-            self.rows.append(self._row(fmt, runtime, n, status, reason))
-            self.tick(f"{self.act.id} {runtime} {n}")
+            row = self._row(fmt, runtime, n, status, reason, **kw)
+            self.rows.append(row)
+            self.tick(f"{self.act.id} {row.column} {n}")
 
     def _eager(self, device: str) -> None:
         from actexport.runtimes.eager import EagerRuntime
@@ -131,37 +133,37 @@ class ActivationBench:
             self.rows.append(self._row("eager", out_name, n, "error", f"{error_text(e, 300)}"))
         self.tick(f"{self.act.id} {out_name} {n}")
 
-    def _artifact(self, rt: Runtime, result: ExportResult, name: str) -> None:
-        fmt = result.format
+    def _artifact(self, rt: Runtime, result: ExportResult, graphs: str, label: str) -> None:
+        fmt, name, tag = result.format, rt.name, {"graphs": graphs, "label": label}
         if result.unavailable or not result.ok:
-            self._all_sizes(fmt, name, "unavailable", f"no artifact: {result.unavailable or result.error}")
+            self._all_sizes(fmt, name, "unavailable", f"no artifact: {result.unavailable or result.error}", **tag)
             return
         assert result.path is not None  # result.ok says so
         reason = rt.unavailable()
         if reason:
-            self._all_sizes(fmt, name, "unavailable", reason)
+            self._all_sizes(fmt, name, "unavailable", reason, **tag)
             return
         try:
             rt.load(result.path)
         except RuntimeUnavailable as e:
-            self._all_sizes(fmt, name, "unavailable", str(e))
+            self._all_sizes(fmt, name, "unavailable", str(e), **tag)
             if isinstance(e, ProviderMissing):  # it fell back to another device: no figure, and said so
-                self.report.provider_problems.append(f"{name}: {e}")
+                self.report.provider_problems.append(f"{label or name}: {e}")
             return
         except Exception as e:  # noqa: BLE001
-            self._all_sizes(fmt, name, "error", f"load: {error_text(e, 300)}")
+            self._all_sizes(fmt, name, "error", f"load: {error_text(e, 300)}", **tag)
             rt.close()
             return
-        self._settings(name, rt)
+        self._settings(label or name, rt)
         try:
             for n, x in self.inputs.items():
                 try:
-                    self.rows.append(self._measured(fmt, name, n, rt.prepare(x), ran_on=rt.ran_on))
+                    self.rows.append(self._measured(fmt, name, n, rt.prepare(x), ran_on=rt.ran_on, **tag))
                 except RuntimeUnavailable as e:
-                    self.rows.append(self._row(fmt, name, n, "unavailable", str(e)))
+                    self.rows.append(self._row(fmt, name, n, "unavailable", str(e), **tag))
                 except Exception as e:  # noqa: BLE001
-                    self.rows.append(self._row(fmt, name, n, "error", f"{error_text(e, 300)}"))
-                self.tick(f"{self.act.id} {name} {n}")
+                    self.rows.append(self._row(fmt, name, n, "error", f"{error_text(e, 300)}", **tag))
+                self.tick(f"{self.act.id} {label or name} {n}")
         finally:
             # NOTE: closing drops the session and its (spinning) thread pool before the next runtime is timed.
             rt.close()

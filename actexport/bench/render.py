@@ -35,7 +35,7 @@ def render_report(report, console) -> None:
     runtimes = report.runtimes()
     devices = list(dict.fromkeys(f.device for f in report.floors if f.bandwidth))
     for size in report.sizes():
-        rows = {(r.activation, r.runtime): r for r in report.rows if r.size == size}
+        rows = {(r.activation, r.column): r for r in report.rows if r.size == size}
         table = Table(title=f"median µs at {size:.0e} elements; xF: over the floor, xE: over eager (module "
                       "call) on the same device; ~: did not converge", title_justify="left")
         table.add_column("activation", no_wrap=True)
@@ -71,9 +71,9 @@ def render_report(report, console) -> None:
                           f"{p['graph']}", markup=False, highlight=False, soft_wrap=True)
     seen: set[tuple[str, str, str]] = set()
     for r in report.rows:
-        if r.status != "ok" and (r.activation, r.runtime, r.reason) not in seen:
-            seen.add((r.activation, r.runtime, r.reason))
-            console.print(f"{r.activation} {r.runtime}: {r.status}: {r.reason}", markup=False,
+        if r.status != "ok" and (r.activation, r.column, r.reason) not in seen:
+            seen.add((r.activation, r.column, r.reason))
+            console.print(f"{r.activation} {r.column}: {r.status}: {r.reason}", markup=False,
                           highlight=False, soft_wrap=True)
     ok = [r for r in report.rows if r.status == "ok"]
     console.print(f"{len(report.rows)} rows, {len(ok)} measured, {sum(bool(r.converged) for r in ok)} converged, "
@@ -100,7 +100,7 @@ def plot_report(report, path: Path) -> None:
     for ax, act in zip(axes.flat, acts):
         for i, rt in enumerate(runtimes):  # NOTE: a fixed colour per runtime across panels
             pts = sorted((r.elements, r.median_s * 1e6) for r in report.rows
-                         if r.activation == act and r.runtime == rt and r.status == "ok")
+                         if r.activation == act and r.column == rt and r.status == "ok")
             if pts:
                 ax.plot(*zip(*pts), marker="o", markersize=3, linewidth=1, label=rt, color=f"C{i % 10}")
         for device, color in zip(dict.fromkeys(f.device for f in report.floors), ("black", "grey")):

@@ -30,7 +30,8 @@ class BenchReport:
         return next((f for f in self.floors if f.device == device and f.size == size), None)
 
     def runtimes(self) -> list[str]:
-        return list(dict.fromkeys(r.runtime for r in self.rows))
+        """The rows' names in tables (BenchRow.column), in row order."""
+        return list(dict.fromkeys(r.column for r in self.rows))
 
     def sizes(self) -> list[int]:
         return sorted({r.size for r in self.rows})
@@ -41,7 +42,7 @@ class BenchReport:
         out = []
         for size in self.sizes():
             for rt in self.runtimes():
-                ok = [r for r in self.rows if r.size == size and r.runtime == rt and r.status == "ok"]
+                ok = [r for r in self.rows if r.size == size and r.column == rt and r.status == "ok"]
                 out.append({"runtime": rt, "size": size, "activations": len(ok),
                             "ratio_eager": _geomean([r.ratio_eager for r in ok]),
                             "ratio_floor": _geomean([r.ratio_floor for r in ok])})
@@ -53,7 +54,7 @@ class BenchReport:
         from actexport.graphs import describe
         out: list[dict] = []
         for act in dict.fromkeys(r.activation for r in self.rows):
-            slow = [r for r in self.rows if r.activation == act and r.format == "onnx" and r.runtime == "ort:cpu"
+            slow = [r for r in self.rows if r.activation == act and r.format == "onnx" and r.column == "ort:cpu"
                     and r.status == "ok" and r.size >= POOR_MIN_SIZE and (r.ratio_eager or 0) > POOR_FACTOR]
             if slow:
                 graph = self.graphs.get(act, {})

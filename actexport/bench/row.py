@@ -36,6 +36,14 @@ class BenchRow:
     ratio_eager: float | None = None
     ran_on: str = ""
     op: str = ""  # eager.out rows: the ATen overload called with out=
+    graphs: str = ""  # ONNX rows: the artifact's graph profile (translations.py)
+    # NOTE: rows of a second ONNX exporter share their runtime with the first's: tables name them apart
+    label: str = ""  # how tables name the row when its runtime does not (ort+candidates:cpu)
+
+    @property
+    def column(self) -> str:
+        """The row's name in tables and summaries."""
+        return self.label or self.runtime
 
     @property
     def bytes(self) -> int:

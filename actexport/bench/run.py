@@ -55,8 +55,9 @@ def bench(
     Args:
         ids: activation ids; the whole catalog when empty or None.
         formats, providers, dtype, opset, exporter: as for verify. Several ONNX exporters (a tuple, e.g.
-            stock and actexport graphs) are timed back to back per activation; the rows of every one but
-            the first are named after their graph profile (`ort+candidates:cpu`).
+            stock and actexport graphs) are timed back to back per activation; each ONNX row records its
+            graph profile (`BenchRow.graphs`), and tables name the rows of every exporter but the first
+            after it (`ort+candidates:cpu`).
         sizes: element counts (each rounded down to whole rows of the activation's layout).
         threads: intra-op threads for both torch (torch.set_num_threads, restored afterwards) and
             onnxruntime; None keeps each library's default.
