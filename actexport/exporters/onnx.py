@@ -49,7 +49,7 @@ class OnnxExporter:
 
     @property
     def key(self) -> str:
-        """"dynamo+actexport"; the bare exporter for torch.onnx's stock graphs ("legacy")."""
+        """The compact form: "dynamo+actexport", or the bare exporter for torch.onnx's stock graphs ("legacy")."""
         return self.base if self.graphs == "stock" else f"{self.base}+{self.graphs}"
 
     @property
