@@ -77,7 +77,7 @@ def test_a_deviation_with_no_single_origin_is_called_propagation(monkeypatch):
     model = load("actexport.examples:mlp", None, "4,32")
     x = [batteries(model, "float32")[0].tensors[0]]
     # every layer of this MLP exports and runs within budget on its own inputs
-    found = origin.find(model, "onnx", lambda: OrtRuntime("cpu"), "float32", x, 18, "dynamo", "", "ort:cpu")
+    found = origin.find(model, "onnx", lambda: OrtRuntime("cpu"), "float32", x, 18, "dynamo", "ort:cpu")
     assert found["module_path"] is None and "no single origin" in found["note"] and found["tried"] == 6
 
 

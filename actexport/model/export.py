@@ -9,6 +9,7 @@ dynamic dim is refused with the reason, never written with a manifest that calls
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -116,10 +117,10 @@ def _torchscript(model: Model, dtype: str, path: Path, opset: int | None, export
 
 
 def _onnx(model: Model, dtype: str, path: Path, opset: int | None, exporter: str) -> ExportResult:
-    from actexport.exporters.onnx import _registry_built_once, label, split
+    from actexport.exporters.onnx import OnnxExporter, _registry_built_once
 
-    name = label(exporter)
-    base, graphs = split(exporter)
+    identity = OnnxExporter.parse(exporter)
+    name, base, graphs = identity.label, identity.base, identity.graphs
     opset = opset or DEFAULT_OPSET
 
     def run() -> ExportResult:
@@ -154,13 +155,13 @@ def _onnx(model: Model, dtype: str, path: Path, opset: int | None, exporter: str
         atomic_write(path, write)
         proto = onnx.load(str(path))
         real_opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
-        return ExportResult("onnx", path, name, opset=int(real_opset), inputs=input_specs(model, dtype),
+        return ExportResult("onnx", path, name, onnx=identity, opset=int(real_opset), inputs=input_specs(model, dtype),
                             outputs=output_specs(model, dtype),
                             details={"op_types": sorted({n.op_type for n in proto.graph.node}),
                                      "nodes": len(proto.graph.node), "graphs": graphs,
                                      "translations": sorted(set(used))})
 
-    return guarded("onnx", name, run)
+    return replace(guarded("onnx", name, run), onnx=identity)
 
 
 def _rename_dims(proto, model: Model, dtype: str) -> str | None:

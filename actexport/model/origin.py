@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from actexport.dtypes import to_numpy
+from actexport.exporters.onnx import OnnxExporter
 from actexport.model import criterion
 from actexport.model.spec import Input, Model
 
@@ -77,7 +78,7 @@ def _leaf_model(call: Call, dtype: str, float_module: nn.Module) -> Model:
 
 
 def find(model: Model, fmt: str, runtime_factory, dtype: str, tensors: list[torch.Tensor], opset: int | None,
-         exporter: str, exporter_label: str, runtime_name: str) -> dict:
+         exporter: str, runtime_name: str) -> dict:
     """The origin record of a cell that deviates (see the module's docstring)."""
     from actexport.formats import format_of
     from actexport.model import run
@@ -112,7 +113,7 @@ def find(model: Model, fmt: str, runtime_factory, dtype: str, tensors: list[torc
             own = criterion.figures("output", dtype, ["local"], [eager], [ref], None, None)
             local = criterion.figures("output", dtype, ["local"], [got], [ref], [eager], own.ulp_at_scale)
             if not local.ok and not local.vacuous:
-                record = _record(call, local, fmt, runtime_name, dtype, exporter_label, tried)
+                record = _record(call, local, fmt, runtime_name, dtype, result.onnx, tried)
                 if result.details.get("op_types"):  # the layer as the exported graph has it
                     record["graph_ops"] = result.details["op_types"]
                 return record
@@ -122,14 +123,14 @@ def find(model: Model, fmt: str, runtime_factory, dtype: str, tensors: list[torc
 
 
 def _record(call: Call, local: criterion.OutputFigures, fmt: str, runtime_name: str, dtype: str,
-            exporter_label: str, tried: int) -> dict:
+            onnx: OnnxExporter | None, tried: int) -> dict:
     row = catalog_row(call.module)
     record = {"module_path": call.path, "op": type(call.module).__name__, "catalog": row.id if row else None,
               "local_max_ulp": round(local.ulp_at_scale, 3) if np.isfinite(local.ulp_at_scale) else None,
               "local_budget_ulp": round(local.budget_ulp, 3), "local_nonfinite": local.nonfinite, "tried": tried}
     if row is not None:
         from actexport.judge import Subject, declaration
-        declared = declaration(row, Subject(fmt, runtime_name, dtype, exporter_label))
+        declared = declaration(row, Subject(fmt, runtime_name, dtype, onnx))
         if declared is not None:
             record["declaration"] = declared.reason
         record["formula"] = row.formula
@@ -139,7 +140,8 @@ def _record(call: Call, local: criterion.OutputFigures, fmt: str, runtime_name: 
 
 def avoidances(row, fmt: str, runtime_name: str, dtype: str) -> list[str]:
     """Settings under which the catalog declares no deviation for this activation in this runtime."""
-    from actexport.exporters.onnx import EXPORTERS, label, spec
+    from actexport.catalog import UsageError
+    from actexport.exporters.onnx import EXPORTERS
     from actexport.judge import Subject, declaration
     from actexport.translations import PROFILES
 
@@ -148,12 +150,12 @@ def avoidances(row, fmt: str, runtime_name: str, dtype: str) -> list[str]:
         for base in EXPORTERS:
             for graphs in PROFILES:
                 try:
-                    exporter = spec(base, graphs)
-                except Exception:  # noqa: BLE001  (a combination torch.onnx does not offer)
+                    exporter = OnnxExporter.of(base, graphs)
+                except UsageError:  # a combination torch.onnx does not offer
                     continue
-                if declaration(row, Subject(fmt, runtime_name, dtype, label(exporter))) is None:
+                if declaration(row, Subject(fmt, runtime_name, dtype, exporter)) is None:
                     out.append(f"--exporter {base} --graphs {graphs}")
     for other in ("torchscript", "pt2"):
-        if other != fmt and declaration(row, Subject(other, f"{other}:cpu", dtype, "")) is None:
+        if other != fmt and declaration(row, Subject(other, f"{other}:cpu", dtype)) is None:
             out.append(f"the {other} format")
     return out

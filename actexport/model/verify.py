@@ -227,7 +227,7 @@ class ModelRun:
             from actexport.model.origin import find
             try:
                 cell.origin = find(self.model, fmt, lambda: type(rt).on(rt.device), self.dtype,
-                                   list(self.batts[k].tensors), opset, self.options.exporter, result.exporter, rt.name)
+                                   list(self.batts[k].tensors), opset, self.options.exporter, rt.name)
             except Exception as e:  # noqa: BLE001  (a diagnosis that fails must not hide the verdict)
                 cell.origin = {"module_path": None, "op": None, "catalog": None, "local_max_ulp": None,
                                "note": f"the search for the origin failed: {error_text(e, 200)}"}
