@@ -124,6 +124,11 @@ def _example(spec: str, module: nn.Module) -> tuple[list[str], list[bool], list[
         value = fn()
     except Exception as e:  # noqa: BLE001  (the user's function: any failure is theirs)
         raise UsageError(f"--inputs {spec}: the function raised {error_text(e, 200)}") from None
+    return _items(value, module, f"--inputs {spec}")
+
+
+def _items(value, module: nn.Module, spec: str) -> tuple[list[str], list[bool], list[torch.Tensor]]:
+    """Names, keyword flags and tensors of example inputs (a tensor, a tuple or a dict of tensors)."""
     if isinstance(value, torch.Tensor):
         value = (value,)
     params = [p for p in inspect.signature(module.forward).parameters.values()
@@ -134,11 +139,11 @@ def _example(spec: str, module: nn.Module) -> tuple[list[str], list[bool], list[
     elif isinstance(value, dict):
         items, keyword = list(value.items()), True
     else:
-        raise UsageError(f"--inputs {spec} returned {type(value).__name__}: give a tensor, a tuple of tensors "
+        raise UsageError(f"{spec} returned {type(value).__name__}: give a tensor, a tuple of tensors "
                          "or a dict of keyword tensors")
     for name, t in items:
         if not isinstance(t, torch.Tensor) or not re.fullmatch(r"[A-Za-z_]\w*", str(name)):
-            raise UsageError(f"--inputs {spec}: input {name!r} is a {type(t).__name__}; every input must be a "
+            raise UsageError(f"{spec}: input {name!r} is a {type(t).__name__}; every input must be a "
                              "tensor named by an identifier")
     return [str(n) for n, _ in items], [keyword] * len(items), [t.detach().clone() for _, t in items]
 
@@ -191,12 +196,33 @@ def load(factory: str, inputs: str | None, input_shape: str | None, dynamic_dims
         shape, _ = parse_shape(input_shape or "", None)
         gen = torch.Generator().manual_seed(0)
         names, keyword, tensors = ["input"], [False], [torch.randn(shape, generator=gen)]
+    return _assemble(module, factory, inputs, names, keyword, tensors, dynamic_dims, value_range)
+
+
+def from_objects(module: nn.Module, example, dynamic_dims: str | None = "0",
+                 value_range: tuple[float, float] | None = None) -> Model:
+    """A Model of a module instance and its example inputs (the pytest API, actexport.testing): each
+    build is a deep copy of `module`, so the artifact, the reference and eager PyTorch share its weights."""
+    import copy
+    if not isinstance(module, nn.Module):
+        raise UsageError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    names, keyword, tensors = _items(example, module, "the example inputs")
+    cls = type(module)
+    factory = f"{cls.__module__}:{cls.__qualname__}"
+    frozen = copy.deepcopy(module).eval()
+    return _assemble(frozen, factory, None, names, keyword, tensors, dynamic_dims, value_range,
+                     builder=lambda: copy.deepcopy(frozen))
+
+
+def _assemble(module: nn.Module, factory: str, inputs: str | None, names: list[str], keyword: list[bool],
+              tensors: list[torch.Tensor], dynamic_dims: str | None, value_range: tuple[float, float] | None,
+              builder: Callable[[], nn.Module] | None = None) -> Model:
     total = sum(t.numel() for t in tensors)
     if total * 4 > MAX_ELEMENTS:
         raise UsageError(f"the example inputs have {total} elements; at most {MAX_ELEMENTS // 4} (the batteries grow them)")
     dynamic = _dynamic(dynamic_dims, names, tensors)
     described = tuple(_describe(n, k, t, d) for n, k, t, d in zip(names, keyword, tensors, dynamic))
-    model = Model(factory.replace(":", "."), factory, inputs, described, tuple(tensors), (), value_range)
+    model = Model(factory.replace(":", "."), factory, inputs, described, tuple(tensors), (), value_range, builder)
     try:
         with torch.no_grad():
             out_names, _ = flatten(module(*model.arguments(list(tensors))[0], **model.arguments(list(tensors))[1]))
@@ -208,8 +234,9 @@ def load(factory: str, inputs: str | None, input_shape: str | None, dynamic_dims
                          f"{error_text(e, 200)}") from None
     if len(set(out_names)) != len(out_names):
         raise UsageError(f"--module {factory}: two outputs have the same name ({out_names})")
-    model = Model(model.id, factory, inputs, described, tuple(tensors), tuple(out_names), value_range)
-    _check_seeded(model, module)
+    model = Model(model.id, factory, inputs, described, tuple(tensors), tuple(out_names), value_range, builder)
+    if builder is None:
+        _check_seeded(model, module)
     _check_doubled(model, module)
     return model
 
