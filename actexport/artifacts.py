@@ -60,12 +60,15 @@ def export_artifact(act: Activation, format: str, dtype: str, out_dir: Path, ops
 
 
 def jobs(acts: tuple[Activation, ...], formats: tuple[str, ...], dtypes: tuple[str, ...], out_dir: Path,
-         opsets: tuple[int, ...], exporter: str) -> list:
-    """One ExportJob per (activation, dtype, format, opset), in that order, with its artifact path."""
+         opsets: tuple[int, ...], exporter: str, units: set[tuple[str, str]] | None = None) -> list:
+    """One ExportJob per (activation, dtype, format, opset), in that order, with its artifact path;
+    with `units`, only those (activation id, dtype) pairs (a shard's)."""
     from actexport.pool import ExportJob
     out = []
     for act in acts:
         for dtype in dtypes:
+            if units is not None and (act.id, dtype) not in units:
+                continue
             for fmt in formats:
                 for n, opset in enumerate(opsets if takes_opset(fmt) else opsets[:1]):
                     path = artifact_path(out_dir, act, fmt, dtype, None if n == 0 else opset)
@@ -153,6 +156,7 @@ def export_all(
     workers: int | None = None,
     isolate: bool = True,
     timeout: float | None = None,
+    units: set[tuple[str, str]] | None = None,
 ) -> list[tuple[Activation, str, ExportResult]]:
     """Exports every (activation, format, dtype) into out_dir and writes its manifest last.
 
@@ -161,6 +165,7 @@ def export_all(
         workers: worker processes for the exports (default: one per core).
         isolate: export in worker processes (a crash or hang fails one export); False: in this process.
         timeout: seconds one export may take (default isolate.DEFAULT_TIMEOUT).
+        units: only these (activation id, dtype) pairs (a shard's, shards.py); None: every pair.
 
     Returns (activation, dtype, result) for each, failed ones included; the manifest lists only
     the files produced.
@@ -177,7 +182,7 @@ def export_all(
     # killed or fails halfway leaves out_dir as it was.
     staged = staging_dir(out_dir)
     try:
-        todo = jobs(acts, formats, dtypes, staged, opsets, exporter)
+        todo = jobs(acts, formats, dtypes, staged, opsets, exporter, units)
         with Exports(todo, cache, workers, timeout=timeout or DEFAULT_TIMEOUT, isolate=isolate) as exports:
             for job in todo:
                 results.append((job.act, job.dtype, exports.result(job)))

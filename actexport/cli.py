@@ -13,7 +13,7 @@ from actexport.catalog import DTYPES, UsageError
 from actexport.formats import FORMATS
 from actexport.isolate import DEFAULT_TIMEOUT
 from actexport.commands import (user_module, cmd_bench, cmd_check, cmd_export, cmd_graphs, cmd_list,
-                                cmd_verify)
+                                cmd_merge, cmd_verify)
 from actexport.report import NO_ARTIFACT, NO_PROVIDER, USAGE
 
 
@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--module", default=None, metavar="PKG.MOD:FACTORY",
                         help="your own torch.nn.Module factory instead of catalog ids (with --inputs or --input-shape)")
         model_inputs(sp)
+        sp.add_argument("--shard", default=None, metavar="K/N",
+                        help="run the K-th of N shares of the activation x dtype units, balanced by measured "
+                        "cost (one CI machine each; `actexport merge` joins verify's reports)")
         sp.add_argument("--ulp", type=int, default=None, help="bench --module: ULP budget (default per dtype, README)")
         sp.add_argument("--atol", type=float, default=None, help="bench --module: absolute floor (default per dtype)")
         workers(sp)
@@ -91,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="print the deviations report: one line per deviation, grouped by activation")
     ve.add_argument("--no-reference", action="store_true",
                     help="skip onnx.reference (the specification's evaluation of each ONNX graph)")
+    me = sub.add_parser("merge", help="join the JSON reports of verify --shard K/N into the report of one run")
+    me.add_argument("reports", nargs="+", type=Path, metavar="REPORT", help="every shard's verify --json report")
+    me.add_argument("--json", type=Path, default=None, dest="json_path", help="write the merged JSON report here")
+    me.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
+    me.add_argument("--quiet", action="store_true", help="print only the summary line and failures")
     gr = sub.add_parser("graphs", help="torch.onnx's stock ONNX graphs and actexport's side by side: accuracy "
                         "vs the exact reference and latency on onnxruntime CPU")
     gr.add_argument("ids", nargs="*", metavar="ID", help="activation ids (default: the whole catalog)")
@@ -158,6 +166,10 @@ def _main(args: argparse.Namespace, out, err) -> int:
     try:
         if args.command == "list":
             return cmd_list(args, out)
+        if args.command == "merge":  # reads files only: no plugin, no worker
+            return cmd_merge(args, out, err)
+        if getattr(args, "shard", None) is not None and getattr(args, "module", None):
+            raise UsageError("--shard splits the catalog's matrix, --module is one module: give one of them")
         from actexport.isolate import DEFAULT_TIMEOUT
         from actexport.lifecycle import check_timeout, deadline, load_plugins, plugins, probe_plugins
 

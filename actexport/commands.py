@@ -85,6 +85,12 @@ def _sizes(value: str, flag: str) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def _shard(args: argparse.Namespace):
+    """The --shard of the command line (None without one)."""
+    from actexport.shards import Shard
+    return None if args.shard is None else Shard.parse(args.shard)
+
+
 def _check_workers(args: argparse.Namespace) -> None:
     from actexport.isolate import max_workers
     top = max_workers()
@@ -154,10 +160,16 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
     dtypes = catalog.parse_list(_all_dtypes(args.dtypes), DTYPES, "dtype")
     opsets = _opsets(args.opset, args.exporter)
     acts = catalog.select(ids)
+    units = [(a.id, d) for a in acts for d in dtypes]
+    shard = _shard(args)
+    if shard is not None:
+        from actexport.shards import export_cost, pick
+        units = pick(units, shard, lambda u: export_cost(u, formats), "activation x dtype units")
     cache = _cache(args)
-    with _progress(err, len(acts) * len(formats) * len(dtypes)) as tick:
+    with _progress(err, len(units) * len(formats)) as tick:
         results = export_all(acts, formats, dtypes, args.out, opsets, args.exporter, progress=tick,
-                             cache=cache, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout)
+                             cache=cache, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout,
+                             units=set(units))
     from actexport.judge import Subject, declaration
     failed = 0
     for act, dtype, r in results:
@@ -171,8 +183,9 @@ def cmd_export(args: argparse.Namespace, out, err) -> int:
         err.print(f"{act.id} / {r.format} / {dtype}: {status}: {detail}", highlight=False, markup=False,
                   soft_wrap=True)
     produced = sum(r.ok for _, _, r in results)
-    out.print(f"wrote {produced} artifacts and {args.out / 'manifest.json'}; {failed} failed", highlight=False, markup=False,
-              soft_wrap=True)
+    share = f" (shard {shard}: {len(units)} activation x dtype units)" if shard else ""
+    out.print(f"wrote {produced} artifacts and {args.out / 'manifest.json'}{share}; {failed} failed", highlight=False,
+              markup=False, soft_wrap=True)
     return NO_ARTIFACT if failed else OK
 
 
@@ -199,11 +212,18 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
     if "cuda" in providers:  # asked for by name: a provider that cannot run is exit 4, as in verify
         from actexport.verify import Options, check_providers
         check_providers(Options(formats=formats, providers=providers, providers_explicit=True))
+    shard, everything = _shard(args), ids
+    if shard is not None:
+        from actexport.shards import bench_cost, pick
+        ids = pick(ids, shard, lambda i: bench_cost(i, formats, dtypes[0]), "activations")
     cache = _cache(args)
     with _progress(err, plan_size(ids, formats, providers, sizes)) as tick:
         report = bench(ids, formats, providers, sizes, dtypes[0], args.threads, opsets[0], args.exporter, progress=tick,
                        cache=cache, workers=args.jobs, save_optimized=args.save_optimized,
                        isolate=not args.in_process, timeout=args.timeout)
+    if shard is not None:
+        from actexport.shards import record
+        report.environment["shard"] = record(shard, ids, everything, sum(bench_cost(i, formats, dtypes[0]) for i in ids))
     report.render(out)
     if args.json_path:
         report.write_json(args.json_path)
@@ -237,6 +257,7 @@ def cmd_verify(args: argparse.Namespace, out, err) -> int:
         latency=_sizes(args.latency, "--latency") if args.latency else (),
         isolate=not args.in_process,
         timeout=args.timeout,
+        shard=_shard(args),
     )
     _check_output_file(args.json_path, "--json")
     _check_output_file(args.junit, "--junit")
@@ -255,6 +276,14 @@ def cmd_check(args: argparse.Namespace, out, err) -> int:
     _check_workers(args)
     report = check(args.dir, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout)
     return _emit(report, args, out, err)
+
+
+def cmd_merge(args: argparse.Namespace, out, err) -> int:
+    from actexport.merge import merge
+
+    _check_output_file(args.json_path, "--json")
+    _check_output_file(args.junit, "--junit")
+    return _emit(merge(args.reports), args, out, err)
 
 
 def _emit(report, args: argparse.Namespace, out, err) -> int:

@@ -22,6 +22,8 @@ from actexport.pool import Exports, Pipeline
 from actexport.report import Cell, Report, Status
 from actexport.verify.cells import ActivationRun, Progress
 from actexport.verify.options import Options, ProviderUnavailable, check_providers, environment, plan_size
+from actexport.shards import record as shard_record
+from actexport.shards import verify_cost
 from actexport.status import Stage
 
 
@@ -59,9 +61,14 @@ def verify(
         if not acts:
             raise UsageError(f"nothing to verify: {artifacts_dir}/manifest.json lists no artifact")
     check_providers(options)
+    units = options.units([a.id for a in acts])
+    chosen = set(units)
 
     start = time.perf_counter()
     report = Report(environment=environment(options))
+    if options.shard is not None:
+        report.environment["shard"] = shard_record(options.shard, units, [a.id for a in acts],
+                                                   sum(verify_cost(u, options.formats) for u in units))
     tick = progress or (lambda label: None)
     if options.isolate:
         warm_up()  # the forkserver imports torch and onnxruntime while the oracles are computed
@@ -69,11 +76,13 @@ def verify(
         pipeline = Pipeline(workers_for(workers, options.isolate))
         try:
             exact = ExactCache(cache.root) if cache is not None else None
-            runs = [ActivationRun(act, dtype, options, report, tick, exact) for act in acts for dtype in options.dtypes]
+            runs = [ActivationRun(act, dtype, options, report, tick, exact) for act in acts for dtype in options.dtypes
+                    if (act.id, dtype) in chosen]
             produce = None
             if artifacts_dir is None:
                 # Every export of the run is planned up front, so the workers run ahead of verification.
-                todo = art.jobs(acts, options.formats, options.dtypes, Path(tmp), options.opsets, options.exporter)
+                todo = art.jobs(acts, options.formats, options.dtypes, Path(tmp), options.opsets, options.exporter,
+                                chosen)
                 exports = Exports(todo, cache, pipeline=pipeline, timeout=options.timeout)
                 by_cell = {(j.act.id, j.dtype, j.format, format_of(j.format).key_opset(j.opset)): j for j in todo}
 

@@ -10,6 +10,7 @@ from actexport.exporters.onnx import DEFAULT_EXPORTER, DEFAULT_OPSET, check_opse
 from actexport.formats import FORMATS, takes_opset
 from actexport.isolate import DEFAULT_TIMEOUT
 from actexport.runtimes import DEVICES, for_format
+from actexport.shards import Shard, Unit, pick, verify_cost
 
 # NOTE: one onnxruntime thread a cell: the worker processes already use every core between them.
 VERIFY_ORT_THREADS = 1
@@ -32,6 +33,7 @@ class Options:
     isolate: bool = True  # run exports and cells in worker processes (a crash or hang fails one cell)
     listed_only: bool = False  # with artifacts_dir: combinations the manifest does not list are skipped
     timeout: float = DEFAULT_TIMEOUT  # seconds one export or one cell may take
+    shard: Shard | None = None  # run only this share of the activation x dtype units (shards.py)
 
     def validate(self) -> None:
         for what, values, valid in (("format", self.formats, FORMATS), ("provider", self.providers, DEVICES),
@@ -46,6 +48,16 @@ class Options:
                 raise UsageError("no opset given")
             for opset in self.opsets:
                 check_opset(opset, self.exporter)
+        if self.shard is not None and self.latency:
+            # NOTE: latency figures are comparable within one machine only: shards run on several.
+            raise UsageError("--latency times artifacts on one machine: give it without --shard")
+
+    def units(self, ids: list[str]) -> list[Unit]:
+        """The activation x dtype units of `ids` this run covers: all of them, or its shard's."""
+        units = [(i, d) for i in ids for d in self.dtypes]
+        if self.shard is None:
+            return units
+        return pick(units, self.shard, lambda u: verify_cost(u, self.formats), "activation x dtype units")
 
 
 def check_providers(options: Options) -> None:
@@ -67,14 +79,14 @@ def plan_size(ids: list[str] | None, options: Options) -> int:
         opsets = len(options.opsets) if takes_opset(fmt) else 1
         runtimes = len(for_format(fmt, options.providers, reference=options.reference))
         per_dtype += opsets * (1 + runtimes)
-    return len(select(ids)) * len(options.dtypes) * per_dtype
+    return len(options.units([a.id for a in select(ids)])) * per_dtype
 
 
 def environment(options: Options) -> dict:
     from actexport.runtimes.onnxrt import double_install
     env: dict = {"versions": art.versions(), "options": {
         "formats": list(options.formats), "providers": list(options.providers), "dtypes": list(options.dtypes),
-        "opsets": list(options.opsets), "exporter": options.exporter}}
+        "opsets": list(options.opsets), "exporter": options.exporter, "reference": options.reference}}
     try:
         import onnxruntime as ort
         env["onnxruntime_providers"] = ort.get_available_providers()
