@@ -35,7 +35,7 @@ def merge(paths: list[Path]) -> Report:
     pieces = [_piece(Path(p)) for p in paths]
     _same_run(pieces)
     first = pieces[0]
-    by_index = {}
+    by_index: dict[int, Piece] = {}
     for p in pieces:
         if p.index in by_index:
             raise UsageError(f"{p.path} and {by_index[p.index].path} are both shard {p.index}/{p.count}")
