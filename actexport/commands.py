@@ -24,7 +24,7 @@ def user_module(args: argparse.Namespace):
     """The row of --module (None without it), checked before anything runs."""
     spec = getattr(args, "module", None)
     if spec is None:
-        for flag in ("input_shape", "ulp", "atol"):
+        for flag in ("input_shape", "inputs", "input_range", "samples", "ulp", "atol"):
             if getattr(args, flag, None) is not None:
                 raise UsageError(f"--{flag.replace('_', '-')} applies to --module only")
         return None
@@ -32,8 +32,9 @@ def user_module(args: argparse.Namespace):
 
     if getattr(args, "all", False) or getattr(args, "ids", None):
         raise UsageError("give --module or activation ids/--all, not both")
-    if args.input_shape is None:
-        raise UsageError(f"--module {spec} needs --input-shape, e.g. --input-shape 4,32")
+    if args.input_shape is None or getattr(args, "inputs", None) or getattr(args, "samples", None):
+        raise UsageError(f"bench --module {spec} times one float input: give --input-shape, e.g. --input-shape 4,32 "
+                         "(--inputs and --samples are for verify, export and check)")
     if args.ulp is not None and args.ulp < 0 or args.atol is not None and not args.atol >= 0:
         raise UsageError("--ulp and --atol must be >= 0")
     shape, static = parse_shape(args.input_shape, args.dynamic_dims)

@@ -66,6 +66,7 @@ def test_the_reference_rounds_parameters_to_the_dtype_under_test():
     (["--module", "actexport.examples:mlp", "--input-shape", "4,32", "--dynamic-dims", "5"], "dims of a 2-d input"),
     (["relu", "--module", "actexport.examples:mlp", "--input-shape", "4,32"], "not both"),
     (["relu", "--input-shape", "4,32"], "--input-shape applies to --module only"),
+    (["relu", "--inputs", "actexport.examples:image_inputs"], "--inputs applies to --module only"),
 ])
 def test_bad_module_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, argv, message):
     out = tmp_path / "models"
