@@ -13,6 +13,7 @@ from actexport.files import atomic_write
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
     from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 OTHER_CPU_WARN = 0.1  # share of the machine's CPU time used by other processes that makes a run suspect
 
@@ -84,10 +85,17 @@ def plot_report(report, path: Path) -> None:
     """PNG: latency against size, one panel per activation, one line per runtime, log-log, the
     floor dashed."""
     try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
+        fig = latency_figure(report)
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'actexport[bench]'") from None
+    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+
+
+def latency_figure(report) -> Figure:
+    """plot_report's figure, for a file or a page (report/html.py); raises ImportError without
+    matplotlib."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     # NOTE: Figure + the Agg canvas directly, not pyplot: no global backend state, no display needed.
     acts = list(dict.fromkeys(r.activation for r in report.rows))
     cols = min(6, max(1, len(acts)))
@@ -124,7 +132,7 @@ def plot_report(report, path: Path) -> None:
                    fontsize=8)
     fig.supxlabel("elements", fontsize=9)
     fig.supylabel("median latency (µs)", fontsize=9)
-    atomic_write(Path(path), lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    return fig
 
 
 def _us(s: float | None) -> str:
