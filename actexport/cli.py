@@ -17,6 +17,10 @@ from actexport.commands import (user_module, cmd_bench, cmd_check, cmd_export, c
 from actexport.report import NO_ARTIFACT, NO_PROVIDER, USAGE
 
 
+HTML_HELP = ("write one self-contained HTML page: the matrix as a heatmap, each cell's worst inputs and graph "
+             "(needs the html extra)")
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # one line, exit 2, as for every other usage error
         raise UsageError(f"{message} (see `{self.prog} --help`)")
@@ -89,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     ve.add_argument("--artifacts", type=Path, default=None, help="verify the artifacts in DIR instead of exporting")
     ve.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON report here")
     ve.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
+    ve.add_argument("--html", type=Path, default=None, help=HTML_HELP)
     ve.add_argument("--quiet", action="store_true", help="print only the summary line and failures")
     ve.add_argument("--explain", action="store_true",
                     help="print the deviations report: one line per deviation, grouped by activation")
@@ -111,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     ch.add_argument("dir", type=Path, metavar="DIR", help="a directory written by `actexport export`")
     ch.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON report here")
     ch.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
+    ch.add_argument("--html", type=Path, default=None, help=HTML_HELP)
     ch.add_argument("--quiet", action="store_true", help="print only the summary line and failures")
     ch.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     ch.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
@@ -129,6 +135,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="intra-op threads for torch and onnxruntime (default: each library's own)")
     be.add_argument("--json", type=Path, default=None, dest="json_path", help="write the JSON figures here")
     be.add_argument("--plot", type=Path, default=None, help="write a PNG: latency vs size, one panel per activation")
+    be.add_argument("--html", type=Path, default=None, help="write one self-contained HTML page: the plot and tables "
+                    "(needs the html extra)")
     be.add_argument("--save-optimized", type=Path, default=None, metavar="DIR",
                     help="keep onnxruntime's optimised graph of each ONNX artifact in DIR, for inspection")
     ve.add_argument("--latency", nargs="?", const="1e3,1e6", default=None, metavar="SIZES",

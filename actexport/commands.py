@@ -124,6 +124,21 @@ def _check_output_file(path: Path | None, flag: str) -> None:
                          "(directory missing or not writable, or the path is a directory)")
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """verify's and check's output files, checked before anything runs (the model path's too)."""
+    _check_output_file(args.json_path, "--json")
+    _check_output_file(args.junit, "--junit")
+    _check_html(args)
+
+
+def _check_html(args: argparse.Namespace) -> None:
+    html = getattr(args, "html", None)
+    _check_output_file(html, "--html")
+    if html is not None:
+        from actexport.report.html import require
+        require()
+
+
 def _progress(console, total: int | None):
     """A progress bar on a terminal; nothing elsewhere (CI logs stay readable)."""
     if not console.is_terminal:
@@ -210,6 +225,7 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
     _check_output_file(args.plot, "--plot")
     if args.plot is not None:
         _needs_matplotlib()
+    _check_html(args)
     if "cuda" in providers:  # asked for by name: a provider that cannot run is exit 4, as in verify
         from actexport.verify import Options, check_providers
         check_providers(Options(formats=formats, providers=providers, providers_explicit=True))
@@ -230,6 +246,8 @@ def cmd_bench(args: argparse.Namespace, out, err) -> int:
         report.write_json(args.json_path)
     if args.plot:
         report.write_plot(args.plot)
+    if args.html:
+        report.write_html(args.html)
     if report.provider_problems:  # as verify: a provider asked for by name that did not run is exit 4
         print(f"actexport: error: --providers {args.providers}: {report.provider_problems[0]}", file=sys.stderr)
         return NO_PROVIDER
@@ -260,8 +278,7 @@ def cmd_verify(args: argparse.Namespace, out, err) -> int:
         timeout=args.timeout,
         shard=_shard(args),
     )
-    _check_output_file(args.json_path, "--json")
-    _check_output_file(args.junit, "--junit")
+    _check_outputs(args)
     cache = _cache(args)
     with _progress(err, plan_size(ids, options)) as tick:
         report = verify(ids, options, artifacts_dir=args.artifacts, progress=tick, cache=cache,
@@ -272,8 +289,7 @@ def cmd_verify(args: argparse.Namespace, out, err) -> int:
 def cmd_check(args: argparse.Namespace, out, err) -> int:
     from actexport.check import check
 
-    _check_output_file(args.json_path, "--json")
-    _check_output_file(args.junit, "--junit")
+    _check_outputs(args)
     _check_workers(args)
     report = check(args.dir, workers=args.jobs, isolate=not args.in_process, timeout=args.timeout)
     return _emit(report, args, out, err)
@@ -288,7 +304,7 @@ def cmd_merge(args: argparse.Namespace, out, err) -> int:
 
 
 def _emit(report, args: argparse.Namespace, out, err) -> int:
-    """Prints a verify report as the flags ask, writes its JSON and JUnit, returns its exit code."""
+    """Prints a verify report as the flags ask, writes its JSON, JUnit and HTML, returns its exit code."""
     if args.quiet:
         for c in report.cells:
             if c.status in ("fail", "error", "xpass"):
@@ -306,6 +322,8 @@ def _emit(report, args: argparse.Namespace, out, err) -> int:
         report.write_json(args.json_path)
     if args.junit:
         report.write_junit(args.junit)
+    if getattr(args, "html", None):
+        report.write_html(args.html)
     return report.exit_code()
 
 

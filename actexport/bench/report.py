@@ -95,6 +95,11 @@ class BenchReport:
         """Writes the PNG of `render.plot_report` to `path` (needs matplotlib)."""
         plot_report(self, path)
 
+    def write_html(self, path: Path) -> None:
+        """One self-contained page: the plot and the tables (needs jinja2 and matplotlib: the `html` extra)."""
+        from actexport.report.html import write_bench
+        write_bench(self, path)
+
 
 def _geomean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v and v > 0]

@@ -41,9 +41,8 @@ def _options(args: argparse.Namespace, model: Model, **kw) -> ModelOptions:
 
 
 def cmd_verify(args: argparse.Namespace, model: Model, out, err) -> int:
-    from actexport.commands import _check_output_file, _emit, _progress
-    _check_output_file(args.json_path, "--json")
-    _check_output_file(args.junit, "--junit")
+    from actexport.commands import _check_outputs, _emit, _progress
+    _check_outputs(args)
     if args.artifacts is not None:
         return _check(model, args.artifacts, args, out, err)
     options = _options(args, model)
@@ -53,9 +52,8 @@ def cmd_verify(args: argparse.Namespace, model: Model, out, err) -> int:
 
 
 def cmd_check(args: argparse.Namespace, model: Model, out, err) -> int:
-    from actexport.commands import _check_output_file
-    _check_output_file(args.json_path, "--json")
-    _check_output_file(args.junit, "--junit")
+    from actexport.commands import _check_outputs
+    _check_outputs(args)
     return _check(model, args.dir, args, out, err)
 
 

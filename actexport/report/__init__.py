@@ -1,5 +1,5 @@
 """Report: the cells of one verify run and the exit-code policy (model), shown as a terminal table
-(terminal), written as JSON (jsonfile) and as JUnit XML (junit)."""
+(terminal), written as JSON (jsonfile), as JUnit XML (junit) and as an HTML page (html)."""
 
 from __future__ import annotations
 

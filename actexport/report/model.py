@@ -1,6 +1,6 @@
 """A verify run's results: the Status of a cell, the Cell itself, the records beside the cells (an
 ONNX graph, a runtime on two devices), and the Report that holds them with its counts and exit-code
-policy. Output is elsewhere in the package (terminal, jsonfile, junit); the Report's methods of that
+policy. Output is elsewhere in the package (terminal, jsonfile, junit, html); the Report's methods of that
 kind hand over to them."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from actexport.compare import Agreement
 from actexport.graphs import Optimisation
-from actexport.report import jsonfile, junit, terminal
+from actexport.report import html, jsonfile, junit, terminal
 from actexport.status import ARTIFACT_MISSING, STATUSES, Stage, Status
 
 # Exit codes, documented in the README.
@@ -161,6 +161,10 @@ class Report:
 
     def write_junit(self, path: Path) -> None:
         junit.write(self, path)
+
+    def write_html(self, path: Path) -> None:
+        """One self-contained page (needs jinja2 and matplotlib: the `html` extra)."""
+        html.write(self, path)
 
     def render(self, console) -> None:
         terminal.render(self, console)
