@@ -103,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     me.add_argument("reports", nargs="+", type=Path, metavar="REPORT", help="every shard's verify --json report")
     me.add_argument("--json", type=Path, default=None, dest="json_path", help="write the merged JSON report here")
     me.add_argument("--junit", type=Path, default=None, help="write JUnit XML here")
+    me.add_argument("--html", type=Path, default=None, help=HTML_HELP)
     me.add_argument("--quiet", action="store_true", help="print only the summary line and failures")
     gr = sub.add_parser("graphs", help="torch.onnx's stock ONNX graphs and actexport's side by side: accuracy "
                         "vs the exact reference and latency on onnxruntime CPU")

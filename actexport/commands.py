@@ -298,8 +298,7 @@ def cmd_check(args: argparse.Namespace, out, err) -> int:
 def cmd_merge(args: argparse.Namespace, out, err) -> int:
     from actexport.merge import merge
 
-    _check_output_file(args.json_path, "--json")
-    _check_output_file(args.junit, "--junit")
+    _check_outputs(args)
     return _emit(merge(args.reports), args, out, err)
 
 
