@@ -50,7 +50,8 @@ def test_merged_shards_are_the_single_run(runs, tmp_path, capsys):
     assert all(shard_cells) and sum(map(len, shard_cells)) == len(set().union(*shard_cells))  # disjoint
     merged = tmp_path / "merged.json"
     assert main(["merge", *map(str, reversed(pieces)), "--json", str(merged), "--junit", str(tmp_path / "m.xml"),
-                 "--quiet"]) == code
+                 "--html", str(tmp_path / "m.html"), "--quiet"]) == code
+    assert "<table" in (tmp_path / "m.html").read_text()  # the merged page, as a single run writes it
     assert _cells(merged) == _cells(single)  # the same cells, statuses and order
     doc = json.loads(merged.read_text())
     assert doc["summary"]["exit_code"] == code
