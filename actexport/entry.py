@@ -14,7 +14,10 @@ def main(argv: list[str] | None = None) -> int:
     from actexport.lifecycle import Terminated, report_stop
 
     try:
-        if args[:1] and args[0] in ("verify", "export", "check") and "--in-process" not in args:
+        # NOTE: a --module run stays in this process (model/verify.py): a forkserver would only
+        # compete with it for the cores while importing torch a second time.
+        model = any(a == "--module" or a.startswith("--module=") for a in args)
+        if args[:1] and args[0] in ("verify", "export", "check") and "--in-process" not in args and not model:
             from actexport.isolate import warm_up
             from actexport.lifecycle import begin_run
 

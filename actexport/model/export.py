@@ -45,11 +45,8 @@ def input_specs(model: Model, dtype: str) -> tuple[dict, ...]:
 def output_specs(model: Model, dtype: str) -> tuple[dict, ...]:
     """Each output's name, dtype and shape, a dim named after the input dim it follows: found by
     running the module at the export example and with every dynamic dim doubled."""
-    module = model.build(dtype)
-    with torch.no_grad():
-        small = model.call(module, export_inputs(model, dtype))
-        large = model.call(module, export_inputs(model, dtype, factor=2))
     ex, ex2 = export_inputs(model, dtype), export_inputs(model, dtype, 2)
+    small, large = _shapes(model, dtype, ex), _shapes(model, dtype, ex2)
     follows: dict[tuple[int, int], str] = {}
     for i, a, b in zip(model.inputs, ex, ex2):
         for d in i.dynamic:
@@ -61,6 +58,18 @@ def output_specs(model: Model, dtype: str) -> tuple[dict, ...]:
             shape.append(n if n == m else follows.get((n, m), f"{name}_d{d}"))
         specs.append({"name": name, "dtype": str(s.dtype).removeprefix("torch."), "shape": shape})
     return tuple(specs)
+
+
+def _shapes(model: Model, dtype: str, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The outputs for `inputs`, computed on the meta device where the module allows (shapes only,
+    no arithmetic: a large model's forward costs seconds), else for real."""
+    try:
+        module = model.build(dtype).to("meta")
+        with torch.no_grad():
+            return model.call(module, [t.to("meta") for t in inputs])
+    except Exception:  # noqa: BLE001  (an op without a meta kernel, data-dependent control flow)
+        with torch.no_grad():
+            return model.call(model.build(dtype), inputs)
 
 
 def _dynamic_shapes(model: Model) -> dict | tuple:

@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -72,9 +73,10 @@ class Model:
         return f"{self.factory}()"
 
     def build(self, dtype: str) -> nn.Module:
-        """A fresh module in eval mode with its floating parameters in `dtype`."""
-        module = self.builder() if self.builder is not None else build(self.factory)
-        return module.eval().to(getattr(torch, dtype))
+        """A fresh module in eval mode with its floating parameters in `dtype`: a copy of one built
+        once per dtype (a large model's factory initialises millions of parameters each call)."""
+        import copy
+        return copy.deepcopy(_built(self, dtype))
 
     def arguments(self, flat: list[torch.Tensor]) -> tuple[tuple, dict]:
         """(args, kwargs) of a forward call from one tensor per input."""
@@ -90,6 +92,12 @@ class Model:
     def cast(self, flat: list[torch.Tensor], dtype: str) -> list[torch.Tensor]:
         """Float inputs in `dtype`, the others as they are."""
         return [t.to(getattr(torch, dtype)) if i.floating else t for i, t in zip(self.inputs, flat)]
+
+
+@lru_cache(maxsize=4)
+def _built(model: Model, dtype: str) -> nn.Module:
+    module = model.builder() if model.builder is not None else build(model.factory)
+    return module.eval().to(getattr(torch, dtype))
 
 
 def flatten(out) -> tuple[list[str], list[torch.Tensor]]:
