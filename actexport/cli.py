@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     ve.add_argument("--html", type=Path, default=None, help=HTML_HELP)
     ve.add_argument("--quiet", action="store_true", help="print only the summary line and failures")
     ve.add_argument("--explain", action="store_true",
-                    help="print the deviations report: one line per deviation, grouped by activation")
+                    help="print every cell that did not pass in full (not one line per kind), then the "
+                    "deviations report: one line per deviation, grouped by activation")
     ve.add_argument("--no-reference", action="store_true",
                     help="skip onnx.reference (the specification's evaluation of each ONNX graph)")
     me = sub.add_parser("merge", help="join the JSON reports of verify --shard K/N into the report of one run")

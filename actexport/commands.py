@@ -311,8 +311,8 @@ def _emit(report, args: argparse.Namespace, out, err) -> int:
         for problem in report.problems:
             out.print(f"problem: {problem}", highlight=False, markup=False, soft_wrap=True)
         out.print(report.summary_line(), highlight=False, markup=False, soft_wrap=True)
-    else:
-        report.render(out)
+    else:  # --explain: every cell that did not pass in full, not one line per kind
+        report.render(out, full=getattr(args, "explain", False))
     if getattr(args, "explain", False):
         report.explain(out)
     for warning in report.environment.get("warnings", []):

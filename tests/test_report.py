@@ -1,8 +1,11 @@
-"""Report: exit-code policy, JSON without NaN, JUnit counts."""
+"""Report: exit-code policy, JSON without NaN, JUnit counts, what the terminal shows."""
 
 from __future__ import annotations
 
+import argparse
+import io
 import json
+import re
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from actexport.compare import Agreement
 from actexport.graphs import Optimisation
 from actexport.report import Cell, DeviceRecord, GraphRecord, Report
+from rich.console import Console
 
 
 def _cell(status, stage="", **kw):
@@ -48,17 +52,13 @@ def test_junit_maps_statuses(tmp_path):
 
 
 def test_each_device_has_its_max_ulp_column_and_a_dash_where_nothing_ran():
-    import io
-
-    from rich.console import Console
-
     cells = [Cell("relu", "ReLU()", "onnx", "ort:cpu", "float32", "pass", max_ulp=2),
              Cell("relu", "ReLU()", "onnx", "ort:cuda", "float32", "unavailable", reason="no card", device="cuda")]
     out = io.StringIO()
     Report(cells=cells).render(Console(file=out, width=200))
     text = out.getvalue()
     assert text.count("max ULP") == 2  # one column per device
-    row = next(line for line in text.splitlines() if line.startswith("│ relu"))
+    row = next(line for line in text.splitlines() if line.startswith(" relu "))
     cols = [c.strip() for c in row.split("│") if c.strip()]
     assert cols[-2:] == ["2", "-"]  # cpu, cuda: not a 0 that would read as perfect parity
 
@@ -98,3 +98,74 @@ def test_a_device_record_reads_back_what_it_wrote(tmp_path):
     (back,) = json.loads(path.read_text())["devices"]
     assert back["differ"] == 1 and back["runtime"] == "ort" and "agreement" not in back
     assert DeviceRecord.from_dict(back) == record
+
+
+def _emitted(report, **flags) -> str:
+    """What `actexport verify` prints for `report` in a CI log (not a terminal: width 160)."""
+    from actexport.commands import _emit
+
+    out = Console(file=io.StringIO(), width=160)
+    args = argparse.Namespace(**{"quiet": False, "explain": False, "json_path": None, "junit": None, **flags})
+    assert _emit(report, args, out, Console(file=io.StringIO())) == report.exit_code()
+    return out.file.getvalue()
+
+
+def _covered(line: str) -> list[tuple[str, str]]:
+    """The (activation, runtime) pairs a group line names: "a, b on r1, r2; c on r3 (5 cells)..."."""
+    where = re.sub(r" \(\d+ cells?\).*", "", line.split(": ", 2)[2])
+    return [(act, rt) for part in where.split("; ") for acts, rts in [part.split(" on ")]
+            for act in acts.split(", ") for rt in rts.split(", ")]
+
+
+def test_verify_all_prints_one_line_per_kind_of_known_deviation(full_report):
+    """A CI log: the matrix, one line per declared cause with the cells it covers, the summary; each
+    xfail cell's own line (300-600 characters) only with --explain."""
+    xfails = [c for c in full_report.cells if c.status == "xfail"]
+    assert len(xfails) > 40 and full_report.exit_code() == 0
+    lines = _emitted(full_report).splitlines()
+    assert len(lines) <= 60, len(lines)
+    groups = [line for line in lines if line.startswith("xfail: ")]
+    assert len(groups) < len(xfails) / 2
+    pairs = sorted(p for line in groups for p in _covered(line))
+    assert pairs == sorted((c.activation, c.runtime) for c in xfails)  # every cell, once
+    for line in groups:
+        n = int(re.search(r"\((\d+) cells?\)", line)[1])
+        assert n == len(_covered(line))
+        # the cause: from each covered cell's declaration (where one template's parameter differs,
+        # as Elu, Selu, Celu in "onnxruntime's Elu computes exp(x) - 1", they are listed)
+        words = line.split(": ", 2)[1].split(" ")
+        for act, rt in _covered(line):
+            (cell,) = [c for c in xfails if (c.activation, c.runtime) == (act, rt)]
+            declared = re.split(r" \[(?:vs exact|no artifact)", cell.reason)[0]
+            assert words[0].rstrip(",") in declared and words[-1] in declared, (line, cell.reason)
+        assert "max ULP " in line or "rrelu" in line  # rrelu: no artifact, so no figure
+    assert not any(c.key in "\n".join(lines) for c in xfails)
+    assert lines[-1] == full_report.summary_line()
+
+    explained = _emitted(full_report, explain=True)
+    for c in xfails:
+        assert f"{c.key}: xfail: {c.reason}\n" in explained
+    assert "Deviations from the exact reference" in explained
+    assert _emitted(full_report, quiet=True) == full_report.summary_line() + "\n"
+
+
+def test_skipped_and_unavailable_cells_are_grouped_by_reason_in_every_dtype_and_opset():
+    def cell(act, status, reason, dtype="float32", opset=18, runtime="ort:cpu"):
+        return Cell(act, "M()", "onnx", runtime, dtype, status, reason=reason, opset=opset)
+
+    kernel = "onnxruntime 1.32.0 has no kernel for {} on CPUExecutionProvider"
+    report = Report(cells=[
+        cell("elu", "unavailable", kernel.format("Elu(bfloat16)"), "bfloat16"),
+        cell("gelu", "unavailable", kernel.format("Erf(double), Add(double)"), "float64"),
+        cell("gelu", "unavailable", kernel.format("Erf(double), Add(double)"), "float64", 21),
+        cell("relu", "skip", "the legacy exporter is not installed: torch 2.15", runtime="onnx.reference"),
+        cell("relu", "pass", "", "float64", 21),
+        cell("relu", "fail", "vs exact: 3 ULP"),
+    ])
+    text = _emitted(report)
+    assert ("unavailable: " + kernel.format("Elu(bfloat16), Erf(double), Add(double)") + ": elu on onnx@18 "
+            "ort:cpu bfloat16; gelu on onnx@18 ort:cpu float64, onnx@21 ort:cpu float64 (3 cells)\n") in text
+    assert "skip: the legacy exporter is not installed: relu on onnx.reference float32 (1 cell)\n" in text
+    assert "relu / onnx@18 / ort:cpu / float32: fail: vs exact: 3 ULP\n" in text  # a failure in full
+    explained = _emitted(report, explain=True)
+    assert "gelu / onnx@21 / ort:cpu / float64: unavailable: " + kernel.format("Erf(double), Add(double)") in explained

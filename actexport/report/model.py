@@ -166,8 +166,8 @@ class Report:
         """One self-contained page (needs jinja2 and matplotlib: the `html` extra)."""
         html.write(self, path)
 
-    def render(self, console) -> None:
-        terminal.render(self, console)
+    def render(self, console, full: bool = False) -> None:
+        terminal.render(self, console, full)
 
     def explain(self, console) -> None:
         terminal.explain(self, console)

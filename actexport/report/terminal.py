@@ -1,12 +1,13 @@
-"""A verify report on the terminal: the status matrix per dtype (rich), the lines for cells that did
-not pass, for onnxruntime's graph rewrites and for devices, the summary line, and `explain`'s
-deviations from the exact reference."""
+"""A verify report on the terminal: the status matrix per dtype (rich), the lines for cells that
+failed and, one per kind, for those that changed nothing (groups.py), for onnxruntime's graph
+rewrites and for devices, the summary line, and `explain`'s deviations from the exact reference."""
 
 from __future__ import annotations
 
 import math
 
 from actexport.model.criterion import FACTOR, FLOOR
+from actexport.report.groups import GROUPED, group_lines
 
 _MARKS = {"pass": "[green]ok[/]", "fail": "[bold red]FAIL[/]", "xfail": "[yellow]xfail[/]",
           "xpass": "[bold red]XPASS[/]", "error": "[bold red]ERROR[/]", "skip": "[dim]skip[/]",
@@ -51,9 +52,18 @@ def output_lines(report) -> list[str]:
     return lines
 
 
-def render(report, console) -> None:
-    """One matrix per dtype (activation x format/runtime) of status marks, then one line per
-    cell that did not pass, then the summary."""
+def _column(fmt: str, opset: int | None, runtime: str) -> str:
+    """A matrix column's heading on one line: the runtime, after the format where the runtime's name
+    does not say it (onnx@18 ort:cpu; eager:cpu, pt2:cpu)."""
+    if opset is None and runtime.split(":")[0] == fmt:
+        return runtime
+    return f"{fmt}{'' if opset is None else '@' + str(opset)} {runtime}"
+
+
+def render(report, console, full: bool = False) -> None:
+    """One matrix per dtype (activation x format/runtime) of status marks, then one line per cell
+    that failed (fail, error, xpass) and one per kind of xfail, skip and unavailable (groups.py),
+    then the summary; `full`: one line per cell that did not pass, whatever its status."""
     from rich.markup import escape
     from rich.table import Table
     for dtype in dict.fromkeys(c.dtype for c in report.cells):
@@ -63,30 +73,34 @@ def render(report, console) -> None:
         model = any(c.outputs for c in cells)  # a user's model: each output judged at its own scale
         table = Table(title=f"actexport verify: {dtype}, " + (
             "each output judged at its scale against float64 and eager PyTorch" if model
-            else "judged against the exact reference"))
+            else "judged against the exact reference"), show_edge=False)  # no frame: 2 lines fewer in a CI log
         table.add_column("model" if model else "activation")
         for fmt, opset, rt in columns:
-            table.add_column(f"{fmt}{'' if opset is None else '@' + str(opset)}\n{rt}", justify="center")
+            table.add_column(_column(fmt, opset, rt), justify="center")
         devices = list(dict.fromkeys(c.device for c in cells))
         for device in devices:  # one max ULP column per device, so CPU and CUDA read side by side
             name = "max ULP at scale" if model else "max ULP"
             table.add_column(name if len(devices) == 1 else f"{name}\n{device}", justify="right")
-        table.caption = (
+        legend = (
             f"ULP at scale: the largest error over the spacing of floats at the output's largest magnitude; "
             f"an artifact may be {FACTOR}x eager PyTorch's (at least {FLOOR}), eager half the digits (README)"
             if model else
-            "ULP figures count where the exact value is a normal number; '0 for v': a value v "
-            "returned as 0; NaN/inf: elements where one side is NaN or inf and the other is not")
+            "ULP figures count where the exact value is a normal number; '0 for v': a value v returned as 0; "
+            "NaN/inf: elements where one side is NaN or inf and the other is not")
         for act in dict.fromkeys(c.activation for c in cells):
             row = [by_key.get((act, *col)) for col in columns]
             # NOTE: "-" where nothing ran on the device: a 0 would read as perfect parity.
             worst = [_figure([c for c in row if c and c.device == d]) for d in devices]
             table.add_row(escape(act), *[_MARKS[c.status] if c else "" for c in row], *worst)
         console.print(table)
+        # NOTE: a line of its own, not the table's caption, which wraps to the table's width
+        console.print(legend, markup=False, highlight=False, soft_wrap=True)
     for c in report.cells:
-        if c.status != "pass":
+        if c.status != "pass" and (full or c.status not in GROUPED):
             console.print(f"[bold]{escape(c.key)}[/]: {c.status}: {escape(c.reason)}", highlight=False,
                           soft_wrap=True)
+    for line in [] if full else group_lines(report, _figure):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     for line in output_lines(report):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     for line in optimisation_lines(report) + device_lines(report):
