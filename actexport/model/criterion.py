@@ -54,6 +54,7 @@ class OutputFigures:
     shared_nonfinite: int  # the same, where eager PyTorch has that value too
     worst_battery: str
     vacuous: str = ""  # why comparing this output tests nothing
+    nan_mismatch: int = 0  # of `nonfinite`, those where one side is NaN (the others are an inf)
 
     @property
     def ok(self) -> bool:
@@ -80,7 +81,7 @@ def figures(name: str, dtype: str, batteries: list[str], values: list[np.ndarray
     """One output judged over every battery (`values`, `ref`, `eager`: one array per battery)."""
     worst = (-1.0, 0.0, 0.0, batteries[0] if batteries else "")
     first_bad = ""
-    scale_all, nonfinite, shared, elements = 0.0, 0, 0, 0
+    scale_all, nonfinite, shared, elements, nans = 0.0, 0, 0, 0, 0
     spans = []
     for k, (battery, y, r) in enumerate(zip(batteries, values, ref)):
         y64, r64 = np.asarray(y).astype(np.float64), np.asarray(r).astype(np.float64)
@@ -93,6 +94,7 @@ def figures(name: str, dtype: str, batteries: list[str], values: list[np.ndarray
             if (bad & ~same).any() and not nonfinite:
                 first_bad = battery  # the battery that shows it: where the origin is looked for
             nonfinite += int((bad & ~same).sum())
+            nans += int((bad & ~same & (np.isnan(y64) != np.isnan(r64))).sum())
         else:
             shared += int(bad.sum())  # eager itself: the dtype's range, reported not failed
         finite = np.isfinite(r64) & np.isfinite(y64)
@@ -113,7 +115,7 @@ def figures(name: str, dtype: str, batteries: list[str], values: list[np.ndarray
         vacuous = f"{name} is the constant {spans[0][0]:.6g} on every input: comparing it tests nothing"
     budget = eager_budget(dtype) if eager_ulp is None else max(FACTOR * eager_ulp, FLOOR)
     return OutputFigures(name, elements, scale_all, err, max(ulp, 0.0), rel, budget, eager_ulp, nonfinite, shared,
-                         first_bad or battery, vacuous)
+                         first_bad or battery, vacuous, nans)
 
 
 def exact_match(name: str, batteries: list[str], values: list[np.ndarray], ref: list[np.ndarray]) -> OutputFigures:

@@ -105,6 +105,9 @@ def _fill(cell: Cell, judged: Judged) -> None:
     cell.worst_battery, cell.elements = w.worst_battery, sum(o.elements for o in judged.outputs)
     cell.torch_max_ulp = None if w.eager_ulp_at_scale is None else int(min(w.eager_ulp_at_scale, 2**62))
     cell.outputs = [o.to_json() for o in judged.outputs]
+    # the matrix's figure counts NaN/inf beside the ULPs, which measure finite elements only
+    cell.nan_mismatch = sum(o.nan_mismatch for o in judged.outputs)
+    cell.inf_mismatch = sum(o.nonfinite - o.nan_mismatch for o in judged.outputs)
 
 
 class ModelRun:
