@@ -157,11 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"actexport: error: {e}", file=sys.stderr)
         return USAGE
-    from actexport.lifecycle import Terminated, report_stop
+    from actexport.lifecycle import DeadlineExpired, Terminated, report_stop
     try:
         return _main(args, out, err)
     except (KeyboardInterrupt, Terminated) as e:
         return report_stop(e)
+    except DeadlineExpired as e:  # user code this process ran itself: a factory, a --module run
+        print(f"actexport: error: {e}", file=sys.stderr)
+        return USAGE
     except SystemExit as e:
         # NOTE: raised by code that is not actexport's (a factory, a module's forward, a plugin, or
         # `builtins:exit` given as the factory): only a finished run may exit 0.

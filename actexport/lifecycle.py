@@ -129,17 +129,22 @@ def probe_plugins(names: list[str], timeout: float) -> None:
                          f"{describe_exit(proc.returncode)}")
 
 
+class DeadlineExpired(BaseException):
+    """A block ran past its deadline. A BaseException, so that the `except Exception` which keeps
+    one failing cell from stopping a run (and torch.onnx's own retries) cannot swallow it."""
+
+
 @contextmanager
 def deadline(seconds: float, what: str):
-    """Raises UsageError when the block runs longer than `seconds` (main thread on POSIX; elsewhere
-    the block runs without one). For user code this process must run itself: a factory, say."""
-    from actexport.catalog import UsageError
+    """Raises DeadlineExpired when the block runs longer than `seconds` (main thread on POSIX;
+    elsewhere the block runs without one). For user code this process must run itself: a factory,
+    or a --module run."""
     if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def expired(*_):
-        raise UsageError(f"{what} did not finish within {seconds:g} s (--timeout)")
+        raise DeadlineExpired(f"{what} did not finish within {seconds:g} s (--timeout)")
 
     previous = signal.signal(signal.SIGALRM, expired)
     signal.setitimer(signal.ITIMER_REAL, seconds)

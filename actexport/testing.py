@@ -57,6 +57,7 @@ def assert_exports(module: nn.Module, inputs: Any, *, formats: tuple[str, ...] =
     from actexport.model.verify import ModelOptions, verify_model
     from actexport.runtimes import DEVICES
 
+    formats, providers, dtypes = ((v,) if isinstance(v, str) else tuple(v) for v in (formats, providers, dtypes))
     options = ModelOptions(
         formats=catalog.parse_list(",".join(formats), FORMATS, "format"),
         providers=catalog.parse_list(",".join(providers), DEVICES, "provider"),

@@ -47,3 +47,56 @@ def nested_inputs():
     import torch
     gen = torch.Generator().manual_seed(1)
     return torch.randn(1, 6, generator=gen), torch.full((1, 1), 2.0)
+
+
+def scaled():
+    """A 0-d input beside a batch, and a None among the outputs (exporters drop it)."""
+    import torch
+    from torch import nn
+
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.l = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor, t: torch.Tensor):
+            return self.l(x) * t, None
+
+    return Scaled()
+
+
+def scaled_inputs():
+    import torch
+    return torch.randn(2, 4, generator=torch.Generator().manual_seed(2)), torch.tensor(1.5)
+
+
+def batch_as_number():
+    """Uses its batch size as a number: torch.export fixes that dim, which must not be called dynamic."""
+    import torch
+    from torch import nn
+
+    class Counts(nn.Module):
+        def forward(self, x: torch.Tensor):
+            return x * float(x.shape[0])
+
+    return Counts()
+
+
+def slow():
+    """Sleeps in forward after its first calls: a run that outlives its deadline."""
+    import time
+
+    import torch
+    from torch import nn
+
+    class Slow(nn.Module):
+        calls = 0
+
+        def forward(self, x: torch.Tensor):
+            Slow.calls += 1
+            if Slow.calls > 6:
+                time.sleep(3)
+            return x + 1
+
+    return Slow()

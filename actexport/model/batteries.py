@@ -58,8 +58,10 @@ def _random(model: Model, i: Input, example: torch.Tensor, gen: torch.Generator)
     if example.dtype == torch.bool:
         p = float(example.float().mean()) if example.numel() else 0.0
         return torch.rand(shape, generator=gen, dtype=torch.float64) < p
-    lo, hi = int(i.low), int(i.high)
-    return torch.randint(lo, hi + 1, shape, generator=gen, dtype=example.dtype)
+    # NOTE: from the tensor, not Input's floats: ids past 2**53 do not survive a float64
+    lo, hi = int(example.min()), int(example.max())
+    high = min(hi, torch.iinfo(example.dtype).max - 1) + 1  # randint's bound is exclusive
+    return torch.randint(lo, high, shape, generator=gen, dtype=example.dtype)
 
 
 def _grid(model: Model, i: Input, example: torch.Tensor) -> torch.Tensor:
@@ -74,7 +76,7 @@ def _edges(model: Model, i: Input, example: torch.Tensor) -> torch.Tensor:
     if not i.floating:
         if example.dtype == torch.bool:
             return example
-        ends = torch.tensor([int(i.low), int(i.high)], dtype=example.dtype)
+        ends = torch.stack([example.min(), example.max()]).to(example.dtype)
         return ends.repeat(n // 2 + 1)[:n].reshape(example.shape)
     scale = max(abs(i.low), abs(i.high)) or 1.0
     values = [0.0, -0.0] + [s * f * scale for f in EDGE_FACTORS for s in (1.0, -1.0)]

@@ -31,11 +31,13 @@ def _options(args: argparse.Namespace, model: Model, **kw) -> ModelOptions:
     from actexport.commands import _all_dtypes, _opsets
     from actexport.runtimes import DEVICES
     samples = load_samples(model, args.samples) if getattr(args, "samples", None) else ()
+    # NOTE: `check` has no selection flags (its manifest selects): getattr gives it the defaults
+    exporter = getattr(args, "exporter", None) or ModelOptions.exporter
     return ModelOptions(
-        formats=catalog.parse_list(args.formats, FORMATS, "format"),
+        formats=catalog.parse_list(getattr(args, "formats", None) or ",".join(FORMATS), FORMATS, "format"),
         providers=catalog.parse_list(getattr(args, "providers", None) or "cpu", DEVICES, "provider"),
-        dtypes=catalog.parse_list(_all_dtypes(args.dtypes), DTYPES, "dtype"),
-        opsets=_opsets(args.opset, args.exporter), exporter=args.exporter,
+        dtypes=catalog.parse_list(_all_dtypes(getattr(args, "dtypes", None) or "float32"), DTYPES, "dtype"),
+        opsets=_opsets(getattr(args, "opset", None), exporter), exporter=exporter,
         providers_explicit=getattr(args, "providers", None) is not None,
         reference=not getattr(args, "no_reference", False), samples=samples, **kw)
 
@@ -68,9 +70,11 @@ def _check(model: Model, dir: Path, args: argparse.Namespace, out, err) -> int:
         raise UsageError(f"{dir}/manifest.json lists no artifact of {model.id}; it lists "
                          f"{', '.join(sorted({str(e.get('id')) for e in manifest['artifacts']})) or 'none'}")
     opsets = tuple(dict.fromkeys(int(e["opset"]) for e in entries if takes_opset(e["format"]) and e.get("opset")))
-    options = ModelOptions(formats=tuple(dict.fromkeys(e["format"] for e in entries)),
-                           dtypes=tuple(dict.fromkeys(e["dtype"] for e in entries)), opsets=opsets or (18,),
-                           samples=load_samples(model, args.samples) if getattr(args, "samples", None) else ())
+    from dataclasses import replace
+    # what the manifest lists decides what is checked; the rest (providers, onnx.reference, samples)
+    # is the command line's
+    options = replace(_options(args, model), formats=tuple(dict.fromkeys(e["format"] for e in entries)),
+                      dtypes=tuple(dict.fromkeys(e["dtype"] for e in entries)), opsets=opsets or (18,))
     report = verify_model(model, options, artifacts_dir=Path(dir))
     report.problems = [f"{Path(dir) / rel}: not listed in {Path(dir) / art.MANIFEST}"
                        for rel in extra_files(Path(dir), manifest)]

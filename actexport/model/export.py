@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+from torch.fx.experimental.symbolic_shapes import is_concrete_int
 
 from actexport.exporters import ExportResult, guarded
 from actexport.files import atomic_write
@@ -89,7 +90,8 @@ def _fixed(program, model: Model) -> str | None:
     for i, node_name in zip(model.inputs, users):
         val = by_name[node_name].meta.get("val") if node_name in by_name else None
         for d in i.dynamic:
-            if val is not None and isinstance(val.shape[d], int):
+            # NOTE: with Dim.AUTO a specialised dim stays a SymInt whose expression is a number
+            if val is not None and is_concrete_int(val.shape[d]):
                 return (f"torch.export fixed dim {d} of input {i.name!r} to {val.shape[d]} (the model's code "
                         f"requires that size): leave it static with --dynamic-dims, or change the model")
     return None
@@ -175,7 +177,9 @@ def _onnx(model: Model, dtype: str, path: Path, opset: int | None, exporter: str
 
 def _rename_dims(proto, model: Model, dtype: str) -> str | None:
     """Names the graph's symbolic dims as the manifest does; why a dynamic dim is fixed, if one is."""
-    rename: dict[str, str] = {}
+    # NOTE: the names are the manifest's (input_specs, output_specs), so the file and the manifest
+    # agree by construction; the exporter's own symbols (s77, d0) say nothing to a reader.
+    wanted = {s["name"]: s["shape"] for s in (*input_specs(model, dtype), *output_specs(model, dtype))}
     graph_inputs = {v.name: v for v in proto.graph.input}
     for i in model.inputs:
         v = graph_inputs.get(i.name)
@@ -186,13 +190,11 @@ def _rename_dims(proto, model: Model, dtype: str) -> str | None:
             if not dims[d].dim_param:
                 return (f"the ONNX exporter fixed dim {d} of input {i.name!r} to {dims[d].dim_value}: leave it "
                         "static with --dynamic-dims, or change the model")
-            rename.setdefault(dims[d].dim_param, dim_name(i.name, d))
-    wanted = {s["name"]: s["shape"] for s in output_specs(model, dtype)}
     for v in [*proto.graph.input, *proto.graph.output]:
+        names = wanted.get(v.name, [])
         for k, dim in enumerate(v.type.tensor_type.shape.dim):
-            if dim.dim_param:
-                fallback = wanted.get(v.name, [])[k] if k < len(wanted.get(v.name, [])) else dim.dim_param
-                dim.dim_param = rename.get(dim.dim_param, str(fallback))
+            if dim.dim_param and k < len(names) and isinstance(names[k], str):
+                dim.dim_param = names[k]
     del proto.graph.value_info[:]  # intermediate shapes carry the old names; onnxruntime infers its own
     return None
 

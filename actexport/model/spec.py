@@ -76,7 +76,7 @@ class Model:
         """A fresh module in eval mode with its floating parameters in `dtype`: a copy of one built
         once per dtype (a large model's factory initialises millions of parameters each call)."""
         import copy
-        return copy.deepcopy(_built(self, dtype))
+        return copy.deepcopy(built(self, dtype))
 
     def arguments(self, flat: list[torch.Tensor]) -> tuple[tuple, dict]:
         """(args, kwargs) of a forward call from one tensor per input."""
@@ -95,7 +95,8 @@ class Model:
 
 
 @lru_cache(maxsize=4)
-def _built(model: Model, dtype: str) -> nn.Module:
+def built(model: Model, dtype: str) -> nn.Module:
+    """The module of `model` in `dtype`, built once (Model.build hands out copies)."""
     module = model.builder() if model.builder is not None else build(model.factory)
     return module.eval().to(getattr(torch, dtype))
 
@@ -108,6 +109,8 @@ def flatten(out) -> tuple[list[str], list[torch.Tensor]]:
     names, tensors = [], []
     for path, leaf in leaves:
         name = ".".join(_key(k) for k in path) or "output"
+        if leaf is None:  # an absent output (a loss not computed in eval): exporters drop it too
+            continue
         if not isinstance(leaf, torch.Tensor):
             raise UsageError(f"output {name!r} is a {type(leaf).__name__}, not a tensor: actexport compares "
                              "tensor outputs (return tensors, or tuples, lists and dicts of them)")
@@ -145,7 +148,11 @@ def _items(value, module: nn.Module, spec: str) -> tuple[list[str], list[bool], 
         names = [params[n].name if n < len(params) else f"input{n}" for n in range(len(value))]
         items, keyword = list(zip(names, value)), False
     elif isinstance(value, dict):
-        items, keyword = list(value.items()), True
+        # NOTE: in forward's order: the legacy ONNX exporter binds keyword inputs by the signature,
+        # and the names it is given must follow the same order
+        order = {p.name: n for n, p in enumerate(inspect.signature(module.forward).parameters.values())}
+        items = sorted(value.items(), key=lambda kv: order.get(str(kv[0]), len(order)))
+        keyword = True
     else:
         raise UsageError(f"{spec} returned {type(value).__name__}: give a tensor, a tuple of tensors "
                          "or a dict of keyword tensors")
@@ -176,7 +183,7 @@ def _dynamic(text: str | None, names: list[str], tensors: list[torch.Tensor]) ->
         if per and any(not 0 <= d < t.dim() for d in dims):
             raise UsageError(f"invalid --dynamic-dims {text!r}: input {name!r} has dims 0..{t.dim() - 1}")
         out.append(tuple(d for d in dims if 0 <= d < t.dim()))
-    if not per and text and not any(out):
+    if not per and text and not any(out) and any(t.dim() for t in tensors):
         rank = max(t.dim() for t in tensors)
         raise UsageError(f"invalid --dynamic-dims {text!r}: dims of a {rank}-d input are 0..{rank - 1}")
     return out
@@ -217,7 +224,8 @@ def from_objects(module: nn.Module, example, dynamic_dims: str | None = "0",
     names, keyword, tensors = _items(example, module, "the example inputs")
     cls = type(module)
     factory = f"{cls.__module__}:{cls.__qualname__}"
-    frozen = copy.deepcopy(module).eval()
+    frozen = copy.deepcopy(module).eval().cpu()  # the batteries and references are made on CPU
+    tensors = [t.cpu() for t in tensors]
     return _assemble(frozen, factory, None, names, keyword, tensors, dynamic_dims, value_range,
                      builder=lambda: copy.deepcopy(frozen))
 
@@ -255,15 +263,17 @@ def _check_seeded(model: Model, module: nn.Module) -> None:
     again = build(model.factory).state_dict()
     for name, t in module.state_dict().items():
         other = again.get(name)
-        if other is None or other.shape != t.shape or not torch.equal(other, t):
+        same = other is not None and other.shape == t.shape and other.dtype == t.dtype and (
+            torch.equal(other, t) or (t.is_floating_point() and bool(torch.isclose(other, t, 0, 0, equal_nan=True).all())))
+        if not same:
             raise UsageError(f"--module {model.factory}: the factory builds different weights each call; seed it "
                              "(e.g. torch.manual_seed inside the factory)")
 
 
 def _check_doubled(model: Model, module: nn.Module) -> None:
     """The module runs with every dynamic dim doubled, as the random battery will run it."""
-    doubled = [t.repeat(*[grown(n) // n if d in i.dynamic and n else 1 for d, n in enumerate(t.shape)])
-               for i, t in zip(model.inputs, model.example)]
+    doubled = [t.repeat(*[grown(n) // n if d in i.dynamic and n else 1 for d, n in enumerate(t.shape)]) if t.dim()
+               else t for i, t in zip(model.inputs, model.example)]
     if all(a.shape == b.shape for a, b in zip(doubled, model.example)):
         return
     try:

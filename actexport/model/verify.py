@@ -29,6 +29,7 @@ from actexport.model import criterion
 from actexport.model.batteries import ModelBattery, batteries
 from actexport.model.export import export
 from actexport.model.spec import Model
+from actexport.catalog import UsageError
 from actexport.report import Cell, Report, Status
 from actexport.status import Stage
 
@@ -56,11 +57,22 @@ class Judged:
     values: list[list[np.ndarray]]  # [battery][output]
 
     @property
+    def judged(self) -> list[criterion.OutputFigures]:
+        """The outputs that say something: a vacuous output (0 or constant everywhere) beside others
+        that vary is reported, not judged; when every output is vacuous, the model tests nothing."""
+        real = [o for o in self.outputs if not o.vacuous]
+        return real or self.outputs
+
+    @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outputs)
+        return all(o.ok for o in self.judged)
+
+    @property
+    def vacuous(self) -> bool:
+        return all(o.vacuous for o in self.outputs)
 
     def worst(self) -> criterion.OutputFigures:
-        return max(self.outputs, key=lambda o: (not o.ok, o.nonfinite, o.ulp_at_scale / max(o.budget_ulp, 1e-300)))
+        return max(self.judged, key=lambda o: (not o.ok, o.nonfinite, o.ulp_at_scale / max(o.budget_ulp, 1e-300)))
 
 
 def _as_numpy(ys: list[torch.Tensor]) -> list[np.ndarray]:
@@ -81,8 +93,7 @@ def _judge(model: Model, dtype: str, batts: list[ModelBattery], values: list[lis
             outs.append(criterion.exact_match(name, names, got, got))
             continue
         outs.append(criterion.figures(name, dtype, names, got, want,
-                                      None if eager is None else [e[k] for e in eager.values],
-                                      None if eager is None else eager.outputs[k].ulp_at_scale))
+                                      None if eager is None else [e[k] for e in eager.values]))
     return Judged(outs, values)
 
 
@@ -119,9 +130,13 @@ class ModelRun:
         self.artifact, self.tick = artifact, tick
         self.batts = batteries(model, dtype, options.samples)
         reference = model.build(dtype).to(torch.float64)
-        with torch.no_grad():
-            self.ref = [_as_numpy(model.call(reference, [t.to(torch.float64) if t.is_floating_point() else t
-                                                         for t in b.tensors])) for b in self.batts]
+        try:
+            with torch.no_grad():
+                self.ref = [_as_numpy(model.call(reference, [t.to(torch.float64) if t.is_floating_point() else t
+                                                             for t in b.tensors])) for b in self.batts]
+        except Exception as e:  # noqa: BLE001  (the module's code: it may fix a dtype inside forward)
+            raise UsageError(f"--module {model.factory}: the module does not run in float64, which the exact "
+                             f"reference needs (does forward cast to a fixed dtype?): {error_text(e, 200)}") from None
         self.eager: Judged | None = None
         self._warn_tiny()
 
@@ -155,7 +170,7 @@ class ModelRun:
             return
         self.eager = _judge(self.model, self.dtype, self.batts, values, self.ref, None)
         _fill(cell, self.eager)
-        if not self.eager.ok:
+        if not self.eager.ok and not self.eager.vacuous:
             cell.deviates = "pytorch"
         cell.seconds = time.perf_counter() - start
         self.tick(f"{self.model.id} eager")
@@ -163,6 +178,8 @@ class ModelRun:
     def run_format(self, fmt: str, opset: int | None, tmp: Path) -> None:
         from actexport.runtimes import ProviderMissing, RuntimeUnavailable, for_format
         result = self.artifact(fmt, opset, tmp)
+        if result.stage == Stage.UNLISTED:  # a deployed folder that does not hold this combination
+            return
         self.report.exports.append(_export_record(self.model, self.dtype, result))
         runtimes = for_format(fmt, self.options.providers, reference=False)
         self.tick(f"{self.model.id} {fmt}")
@@ -213,7 +230,7 @@ class ModelRun:
                 continue
             judged = _judge(self.model, self.dtype, self.batts, values, self.ref, self.eager)
             _fill(cell, judged)
-            if not judged.ok:
+            if not judged.ok and not judged.vacuous:
                 self._explain(cell, judged, fmt, result, opset, rt)
             cell.seconds = time.perf_counter() - start
             self.tick(f"{self.model.id} {rt.name}")
@@ -229,8 +246,9 @@ class ModelRun:
         if self.options.origin and not worst.vacuous:
             from actexport.model.origin import find
             try:
+                exporter = result.onnx.key if result.onnx is not None else self.options.exporter
                 cell.origin = find(self.model, fmt, lambda: type(rt).on(rt.device), self.dtype,
-                                   list(self.batts[k].tensors), opset, self.options.exporter, rt.name)
+                                   list(self.batts[k].tensors), opset, exporter, rt.name)
             except Exception as e:  # noqa: BLE001  (a diagnosis that fails must not hide the verdict)
                 cell.origin = {"module_path": None, "op": None, "catalog": None, "local_max_ulp": None,
                                "note": f"the search for the origin failed: {error_text(e, 200)}"}
@@ -290,7 +308,7 @@ def verify_model(model: Model, options: ModelOptions, artifacts_dir: Path | None
             def artifact(fmt: str, opset: int | None, where: Path, dtype: str = dtype) -> ExportResult:
                 if manifest is not None:
                     from actexport.artifacts import deployed
-                    return deployed(model, fmt, dtype, opset, Path(artifacts_dir or "."), manifest)
+                    return deployed(model, fmt, dtype, opset, Path(artifacts_dir or "."), manifest, listed_only=True)
                 path = where / dtype / f"{fmt}-{opset}" / format_of(fmt).filename
                 return export(model, fmt, dtype, path, opset, options.exporter)
 
@@ -299,5 +317,27 @@ def verify_model(model: Model, options: ModelOptions, artifacts_dir: Path | None
             for fmt in options.formats:
                 for opset in (options.opsets if takes_opset(fmt) else (None,)):
                     run.run_format(fmt, opset, Path(tmp))
+    _nothing_verified(report)
+    forget()  # the caches hold the user's module: a pytest session must not keep every one it checked
     report.wall_seconds = time.perf_counter() - start
     return report
+
+
+def forget() -> None:
+    """Empties the caches of built modules and output shapes."""
+    from actexport.model.export import output_specs
+    from actexport.model.spec import built
+    output_specs.cache_clear()
+    built.cache_clear()
+
+
+def _nothing_verified(report: Report) -> None:
+    """A dtype in which no artifact was judged (every runtime unavailable, or eager itself) verified
+    nothing: its unavailable cells are errors, so that the run cannot pass on nothing."""
+    for dtype in dict.fromkeys(c.dtype for c in report.cells):
+        cells = [c for c in report.cells if c.dtype == dtype and c.format != "eager"]
+        if cells and not any(c.status in (Status.PASS, Status.FAIL) for c in cells):
+            for c in cells:
+                if c.status == Status.UNAVAILABLE:
+                    c.status = Status.ERROR
+                    c.reason = f"no artifact could be judged in {dtype}, so nothing verified the model: {c.reason}"
