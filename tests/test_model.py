@@ -30,6 +30,7 @@ def test_token_ids_a_bool_mask_and_dict_outputs_pass_verify_export_and_check(tmp
     assert {c["runtime"] for c in cells} == {"eager:cpu", "ort:cpu", "torchscript:cpu", "pt2:cpu"}
     assert all(c["status"] == "pass" for c in cells)
     assert all([o["name"] for o in c["outputs"]] == ["last_hidden_state", "logits"] for c in cells)
+    assert all(c["artifact"] is None for c in cells)  # exported into a folder the run removed
     out = tmp_path / "models"
     assert main(["export", *ENCODER, "--out", str(out)]) == 0
     manifest = json.loads((out / "manifest.json").read_text())
@@ -235,5 +236,6 @@ def test_check_judges_what_the_manifest_lists_and_nothing_else(tmp_path, capsys)
     (out / "manifest.json").write_text(json.dumps({**manifest, "artifacts": keep}))
     js = tmp_path / "r.json"
     assert main(["check", str(out), *mlp, "--quiet", "--json", str(js)]) == 0
-    assert {(c["format"], c["dtype"]) for c in _cells(js) if c["format"] != "eager"} == {
-        ("onnx", "float32"), ("pt2", "float64")}
+    judged = [c for c in _cells(js) if c["format"] != "eager"]
+    assert {(c["format"], c["dtype"]) for c in judged} == {("onnx", "float32"), ("pt2", "float64")}
+    assert all(c["artifact"].startswith(str(out)) for c in judged)  # the deployed files

@@ -186,7 +186,7 @@ class ModelRun:
         for rt in runtimes:
             start = time.perf_counter()
             cell = self.cell(fmt, rt.name, exporter=result.exporter, opset=result.opset if takes_opset(fmt) else None,
-                             device=rt.device, artifact=str(result.path) if result.path else None)
+                             device=rt.device, artifact=self._artifact_path(result, tmp))
             if not result.ok:
                 cell.status = Status.UNAVAILABLE if result.unavailable else Status.ERROR
                 cell.stage, cell.reason = result.stage, f"no artifact: {result.unavailable or result.error}"
@@ -234,6 +234,14 @@ class ModelRun:
                 self._explain(cell, judged, fmt, result, opset, rt)
             cell.seconds = time.perf_counter() - start
             self.tick(f"{self.model.id} {rt.name}")
+
+    @staticmethod
+    def _artifact_path(result: ExportResult, tmp: Path) -> str | None:
+        """Where the artifact is, when it outlives the run: a deployed file, never the temporary
+        folder this run exports into (gone when the report is read)."""
+        if result.path is None or Path(result.path).is_relative_to(tmp):
+            return None
+        return str(result.path)
 
     def _explain(self, cell: Cell, judged: Judged, fmt: str, result: ExportResult, opset: int | None, rt) -> None:
         """The side at fault (a second vote for ONNX) and the layer where the deviation starts."""
