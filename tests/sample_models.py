@@ -100,3 +100,10 @@ def slow():
             return x + 1
 
     return Slow()
+
+
+def square_encoder_inputs():
+    """Batch and sequence of the same size: only the program tells which output dim is which."""
+    import torch
+    ids = torch.randint(1, 100, (2, 2), generator=torch.Generator().manual_seed(6))
+    return {"input_ids": ids, "padding_mask": torch.zeros(2, 2, dtype=torch.bool)}

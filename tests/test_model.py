@@ -239,3 +239,17 @@ def test_check_judges_what_the_manifest_lists_and_nothing_else(tmp_path, capsys)
     judged = [c for c in _cells(js) if c["format"] != "eager"]
     assert {(c["format"], c["dtype"]) for c in judged} == {("onnx", "float32"), ("pt2", "float64")}
     assert all(c["artifact"].startswith(str(out)) for c in judged)  # the deployed files
+
+
+def test_output_dims_are_named_from_the_program_when_sizes_coincide(tmp_path):
+    out = tmp_path / "models"
+    assert main(["export", "--module", "actexport.examples:tiny_encoder", "--inputs",
+                 "sample_models:square_encoder_inputs", "--dynamic-dims", "input_ids=0,1;padding_mask=0,1",
+                 "--formats", "onnx,pt2", "--out", str(out)]) == 0
+    entries = json.loads((out / "manifest.json").read_text())["artifacts"]
+    for e in entries:
+        assert e["outputs"][0]["shape"] == ["input_ids_d0", "input_ids_d1", 32]
+        assert e["outputs"][1]["shape"] == ["input_ids_d0", 3]
+    graph = onnx.load(str(out / "actexport.examples.tiny_encoder" / "model.onnx")).graph
+    assert [d.dim_param or d.dim_value for d in graph.output[0].type.tensor_type.shape.dim] == [
+        "input_ids_d0", "input_ids_d1", 32]

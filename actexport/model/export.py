@@ -9,9 +9,10 @@ dynamic dim is refused with the reason, never written with a manifest that calls
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.fx.experimental.symbolic_shapes import is_concrete_int
@@ -42,10 +43,35 @@ def input_specs(model: Model, dtype: str) -> tuple[dict, ...]:
                  for i in model.inputs)
 
 
+@dataclass(frozen=True)
+class Traced:
+    """torch.export's program of the model in a dtype, or why there is none."""
+
+    program: Any = None
+    error: BaseException | None = None
+
+
+@lru_cache(maxsize=4)
+def traced(model: Model, dtype: str) -> Traced:
+    """The program, exported once: the .pt2 artifact is it, and output_specs reads its symbols."""
+    try:
+        module = model.build(dtype)
+        args, kwargs = model.arguments(export_inputs(model, dtype))
+        return Traced(torch.export.export(module, args, kwargs, dynamic_shapes=_dynamic_shapes(model)))
+    except Exception as e:  # noqa: BLE001  (the .pt2 export reports it; output_specs probes instead)
+        return Traced(error=e)
+
+
 @lru_cache(maxsize=16)
 def output_specs(model: Model, dtype: str) -> tuple[dict, ...]:
-    """Each output's name, dtype and shape, a dim named after the input dim it follows: found by
-    running the module at the export example and with every dynamic dim doubled."""
+    """Each output's name, dtype and shape, a dim named after the input dim it follows.
+
+    torch.export's program knows which input symbol each output dim is; without a program, the
+    module runs at the export example and with every dynamic dim doubled, and a dim that grows as an
+    input dim grows takes its name (ambiguous when two input dims have the same sizes both times)."""
+    known = _from_program(model, dtype)
+    if known is not None:
+        return known
     ex, ex2 = export_inputs(model, dtype), export_inputs(model, dtype, 2)
     small, large = _shapes(model, dtype, ex), _shapes(model, dtype, ex2)
     follows: dict[tuple[int, int], str] = {}
@@ -58,6 +84,32 @@ def output_specs(model: Model, dtype: str) -> tuple[dict, ...]:
         for d, (n, m) in enumerate(zip(s.shape, g.shape)):
             shape.append(n if n == m else follows.get((n, m), f"{name}_d{d}"))
         specs.append({"name": name, "dtype": str(s.dtype).removeprefix("torch."), "shape": shape})
+    return tuple(specs)
+
+
+def _from_program(model: Model, dtype: str) -> tuple[dict, ...] | None:
+    """output_specs from the program's symbolic shapes (None when there is no usable program)."""
+    program = traced(model, dtype).program
+    if program is None:
+        return None
+    nodes = {n.name: n for n in program.graph.nodes}
+    names: dict[str, str] = {}
+    for i, node_name in zip(model.inputs, program.graph_signature.user_inputs):
+        val = nodes[node_name].meta.get("val") if node_name in nodes else None
+        for d in i.dynamic:
+            if val is not None and not is_concrete_int(val.shape[d]):
+                names.setdefault(str(val.shape[d]), dim_name(i.name, d))
+    (output,) = [n for n in program.graph.nodes if n.op == "output"]
+    values = [a.meta.get("val") if hasattr(a, "meta") else None for a in output.args[0]]
+    users = [v for v in values[len(values) - len(program.graph_signature.user_outputs):]
+             if isinstance(v, torch.Tensor)]
+    if len(users) != len(model.outputs):  # a None or constant output: probing names them instead
+        return None
+    specs = []
+    for name, v in zip(model.outputs, users):
+        shape: list[int | str] = [int(n) if is_concrete_int(n) else names.get(str(n), f"{name}_d{k}")
+                                  for k, n in enumerate(v.shape)]
+        specs.append({"name": name, "dtype": str(v.dtype).removeprefix("torch."), "shape": shape})
     return tuple(specs)
 
 
@@ -99,9 +151,10 @@ def _fixed(program, model: Model) -> str | None:
 
 def _pt2(model: Model, dtype: str, path: Path, opset: int | None, exporter: str) -> ExportResult:
     def run() -> ExportResult:
-        module = model.build(dtype)
-        args, kwargs = model.arguments(export_inputs(model, dtype))
-        program = torch.export.export(module, args, kwargs, dynamic_shapes=_dynamic_shapes(model))
+        made = traced(model, dtype)
+        if made.error is not None:
+            raise made.error
+        program = made.program
         fixed = _fixed(program, model)
         if fixed:
             return ExportResult("pt2", None, "torch.export.export", error=fixed)

@@ -333,9 +333,10 @@ def verify_model(model: Model, options: ModelOptions, artifacts_dir: Path | None
 
 def forget() -> None:
     """Empties the caches of built modules and output shapes."""
-    from actexport.model.export import output_specs
+    from actexport.model.export import output_specs, traced
     from actexport.model.spec import built
     output_specs.cache_clear()
+    traced.cache_clear()
     built.cache_clear()
 
 
