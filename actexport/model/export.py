@@ -199,7 +199,15 @@ def _onnx(model: Model, dtype: str, path: Path, opset: int | None, exporter: str
             module, used = plan.module, plan.used
 
         def write(tmp: Path) -> None:
-            if base == "dynamo":
+            # NOTE: the dynamo exporter runs torch.export itself; when no translation changed the
+            # module, the program already exported for this dtype serves (a second capture of a
+            # ResNet-18 costs ~1.5 s here)
+            program = traced(model, dtype).program if base == "dynamo" and not used else None
+            if program is not None:
+                with _registry_built_once():
+                    torch.onnx.export(program, (), str(tmp), dynamo=True, opset_version=opset, input_names=names,
+                                      output_names=list(model.outputs), external_data=False)
+            elif base == "dynamo":
                 with _registry_built_once():
                     torch.onnx.export(module, args, str(tmp), kwargs=kwargs, dynamo=True, opset_version=opset,
                                       dynamic_shapes=_dynamic_shapes(model), input_names=names,
