@@ -6,6 +6,8 @@ import os
 import platform
 import shutil
 from importlib import metadata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
@@ -174,29 +176,43 @@ def export_all(
 
     from actexport.isolate import DEFAULT_TIMEOUT
     from actexport.pool import Exports
-    from actexport.publish import publish, staging_dir
     out_dir = Path(out_dir)
-    _check_writable(out_dir)
     results = []
-    # NOTE: exported beside out_dir first, then published all at once (publish.py): a run that is
-    # killed or fails halfway leaves out_dir as it was.
-    staged = staging_dir(out_dir)
-    try:
+    with staging(out_dir) as staged:
         todo = jobs(acts, formats, dtypes, staged, opsets, exporter, units)
         with Exports(todo, cache, workers, timeout=timeout or DEFAULT_TIMEOUT, isolate=isolate) as exports:
             for job in todo:
                 results.append((job.act, job.dtype, exports.result(job)))
                 if progress:
                     progress(f"{job.act.id} {job.format}")
-        entries = [entry(act, r, dtype, staged) for act, dtype, r in results if r.ok]
-        try:
-            publish(out_dir, staged, entries, MANIFEST, versions())
-        except OSError as e:  # NOTE: a full disk, say: out_dir still holds what it held
-            raise OutputError(f"cannot write {out_dir}: {error_text(e)}") from None
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+        put_out(out_dir, staged, [entry(act, r, dtype, staged) for act, dtype, r in results if r.ok])
     return [(act, dtype, replace(r, path=out_dir / r.path.relative_to(staged)) if r.ok and r.path is not None else r)
             for act, dtype, r in results]
+
+
+@contextmanager
+def staging(out_dir: Path) -> Iterator[Path]:
+    """A folder beside `out_dir` to export into, removed however the run ends.
+
+    Artifacts are exported there first and published all at once (put_out, publish.py): a run that
+    is killed or fails halfway leaves out_dir as it was.
+    """
+    from actexport.publish import staging_dir
+    _check_writable(out_dir)
+    staged = staging_dir(out_dir)
+    try:
+        yield staged
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def put_out(out_dir: Path, staged: Path, entries: list[dict]) -> None:
+    """Publishes the staged files of `entries` and the manifest into out_dir at once."""
+    from actexport.publish import publish
+    try:
+        publish(out_dir, staged, entries, MANIFEST, versions())
+    except OSError as e:  # NOTE: a full disk, say: out_dir still holds what it held
+        raise OutputError(f"cannot write {out_dir}: {error_text(e)}") from None
 
 
 class OutputError(Exception):

@@ -46,15 +46,23 @@ def bn_cnn() -> nn.Module:
         for m in model.modules():
             if isinstance(m, nn.Conv2d):
                 m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / (9 * m.in_channels)) ** 0.5)
-            elif isinstance(m, nn.BatchNorm2d):
+            elif isinstance(m, nn.Linear):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.1)
+                m.bias.zero_()
+    return realistic_batchnorm(model, gen)
+
+
+def realistic_batchnorm(model: nn.Module, gen: torch.Generator) -> nn.Module:
+    """BatchNorm scales, shifts and running statistics like a trained network's: at their defaults
+    every BatchNorm is nearly the identity, which hides what a fused or folded one gets wrong."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
                 n = m.num_features
                 m.weight.copy_(1 + 0.2 * torch.randn(n, generator=gen))
                 m.bias.copy_(0.1 * torch.randn(n, generator=gen))
                 m.running_mean.copy_(0.5 * torch.randn(n, generator=gen))
                 m.running_var.copy_(0.5 + torch.rand(n, generator=gen) * 2)
-            elif isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.1)
-                m.bias.zero_()
     return model
 
 

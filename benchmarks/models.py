@@ -117,18 +117,9 @@ def resnet18() -> nn.Module:
 
 
 def realistic_bn(model: nn.Module, seed: int) -> nn.Module:
-    """BatchNorm scales, shifts and running statistics like a trained network's (as examples.bn_cnn):
-    at their defaults every BN is nearly the identity, which hides what a fused or folded BN gets wrong."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.weight.copy_(1 + 0.2 * torch.randn(n, generator=gen))
-                m.bias.copy_(0.1 * torch.randn(n, generator=gen))
-                m.running_mean.copy_(0.5 * torch.randn(n, generator=gen))
-                m.running_var.copy_(0.5 + torch.rand(n, generator=gen) * 2)
-    return model
+    """examples.realistic_batchnorm, seeded."""
+    from actexport.examples import realistic_batchnorm
+    return realistic_batchnorm(model, torch.Generator().manual_seed(seed))
 
 
 def resnet18_realistic() -> nn.Module:

@@ -45,6 +45,16 @@ class ExportResult:
     def ok(self) -> bool:
         return self.path is not None and self.error is None and self.unavailable is None
 
+    def record(self, row_id: str, dtype: str, shapes: bool = False) -> dict:
+        """The report's record of this export (`shapes`: with its inputs' and outputs' names and dims)."""
+        return {"activation": row_id, "format": self.format, "dtype": dtype, "exporter": self.exporter,
+                "opset": self.opset, "ok": self.ok, "error": self.error, "unavailable": self.unavailable,
+                "seconds": round(self.seconds, 3), "cache": self.cache,
+                **({"inputs": list(self.inputs), "outputs": list(self.outputs)} if shapes else {}),
+                **({"log": self.log[-4000:]} if not self.ok and self.log else {}), **self.details,
+                **({"stage": self.stage} if self.stage != Stage.EXPORT else {}),
+                **({"environment": True} if self.environmental else {})}
+
 
 def guarded(format: str, exporter: str, fn: Callable[[], ExportResult]) -> ExportResult:
     """Runs an export with its console noise captured; any exception becomes an error result."""

@@ -83,18 +83,12 @@ def _check(model: Model, dir: Path, args: argparse.Namespace, out, err) -> int:
 
 def cmd_export(args: argparse.Namespace, model: Model, out, err) -> int:
     """Each (dtype, format, opset) artifact of the model, published with the manifest all at once."""
-    import shutil
-
-    from actexport.artifacts import MANIFEST, OutputError, _check_writable, artifact_path, entry, versions
-    from actexport.files import error_text
+    from actexport.artifacts import MANIFEST, artifact_path, entry, put_out, staging
     from actexport.model.export import export
-    from actexport.publish import publish, staging_dir
     options = _options(args, model)
     out_dir = Path(args.out)
-    _check_writable(out_dir)
-    staged = staging_dir(out_dir)
     failed, produced = 0, 0
-    try:
+    with staging(out_dir) as staged:
         entries = []
         for dtype in options.dtypes:
             for fmt in options.formats:
@@ -109,12 +103,7 @@ def cmd_export(args: argparse.Namespace, model: Model, out, err) -> int:
                     status = "unavailable" if r.unavailable else "error"
                     err.print(f"{model.id} / {fmt} / {dtype}: {status}: {r.unavailable or r.error}", highlight=False,
                               markup=False, soft_wrap=True)
-        try:
-            publish(out_dir, staged, entries, MANIFEST, versions())
-        except OSError as e:
-            raise OutputError(f"cannot write {out_dir}: {error_text(e)}") from None
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+        put_out(out_dir, staged, entries)
     out.print(f"wrote {produced} artifacts and {out_dir / MANIFEST}; {failed} failed", highlight=False, markup=False,
               soft_wrap=True)
     return NO_ARTIFACT if failed else OK

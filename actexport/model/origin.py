@@ -17,6 +17,7 @@ import copy
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -63,10 +64,20 @@ def leaf_calls(reference: nn.Module, model: Model, tensors: list[torch.Tensor]) 
 def catalog_row(module: nn.Module):
     """The catalog activation this leaf is (the row with the same constructor arguments, else the
     first of its class), or None."""
+    rows = _rows_by_class().get(type(module), [])
+    same = [a for repr_, a in rows if repr_ == repr(module)]
+    return next(iter(same or [a for _, a in rows]), None)
+
+
+@lru_cache(maxsize=1)
+def _rows_by_class() -> dict[type, list]:
+    """Catalog rows by module class, with their modules' reprs: built once, not per leaf call."""
     from actexport import catalog
-    rows = [a for a in catalog.CATALOG if type(a.module()) is type(module)]
-    same = [a for a in rows if repr(a.module()) == repr(module)]
-    return next(iter(same or rows), None)
+    out: dict[type, list] = {}
+    for a in catalog.CATALOG:
+        module = a.module()
+        out.setdefault(type(module), []).append((repr(module), a))
+    return out
 
 
 def _leaf_model(call: Call, dtype: str, float_module: nn.Module) -> Model:
@@ -88,7 +99,8 @@ def find(model: Model, fmt: str, runtime_factory, dtype: str, tensors: list[torc
     reference = model.build(dtype).to(torch.float64)
     calls = leaf_calls(reference, model, [t.to(torch.float64) if t.is_floating_point() else t for t in tensors])
     in_dtype = dict(model.build(dtype).named_modules())
-    ordered = [c for c in calls if catalog_row(c.module) is not None] + [c for c in calls if catalog_row(c.module) is None]
+    known = [catalog_row(c.module) is not None for c in calls]
+    ordered = [c for c, k in zip(calls, known) if k] + [c for c, k in zip(calls, known) if not k]
     tried, alone = 0, 0  # leaf calls tried, and of those, the ones that exported and ran alone
     with tempfile.TemporaryDirectory(prefix="actexport-origin-") as tmp:
         for n, call in enumerate(ordered[:MAX_LEAVES]):

@@ -180,7 +180,7 @@ class ModelRun:
         result = self.artifact(fmt, opset, tmp)
         if result.stage == Stage.UNLISTED:  # a deployed folder that does not hold this combination
             return
-        self.report.exports.append(_export_record(self.model, self.dtype, result))
+        self.report.exports.append(result.record(self.model.id, self.dtype, shapes=True))
         runtimes = for_format(fmt, self.options.providers, reference=False)
         self.tick(f"{self.model.id} {fmt}")
         for rt in runtimes:
@@ -286,14 +286,6 @@ class ModelRun:
         if judged.ok:
             return "runtime", "onnx.reference evaluates the same graph within budget: onnxruntime deviates"
         return "export", "onnx.reference deviates too: the exported graph computes something else"
-
-
-def _export_record(model: Model, dtype: str, r: ExportResult) -> dict:
-    return {"activation": model.id, "format": r.format, "dtype": dtype, "exporter": r.exporter, "opset": r.opset,
-            "ok": r.ok, "error": r.error, "unavailable": r.unavailable, "seconds": round(r.seconds, 3),
-            "cache": r.cache, "inputs": list(r.inputs), "outputs": list(r.outputs),
-            **({"log": r.log[-4000:]} if not r.ok and r.log else {}),
-            **({"stage": r.stage} if r.stage != Stage.EXPORT else {})}
 
 
 def verify_model(model: Model, options: ModelOptions, artifacts_dir: Path | None = None,

@@ -169,7 +169,7 @@ class ActivationRun:
             for opset in self.options.opsets if takes_opset(fmt) else (None,):
                 result = self.results[(fmt, opset)]
                 if self.record_exports:
-                    self.report.exports.append(_export_record(self.act, self.dtype, result))
+                    self.report.exports.append(result.record(self.act.id, self.dtype))
                 if takes_opset(fmt):
                     by_opset = {o: out for (f, o), out in analysed.items() if f == fmt}
                     self._graph_record(result, opset, by_opset, graph_slots.get((fmt, opset)))
@@ -283,13 +283,5 @@ def _record(cell: Cell, v: Verdict) -> None:
     if v.vs_torch is not None:
         cell.torch_max_ulp, cell.torch_max_abs = v.vs_torch.max_ulp, v.vs_torch.max_abs
     cell.worst_torch, cell.worst_spec = v.worst_torch, v.worst_spec
-
-
-def _export_record(act: Activation, dtype: str, r: ExportResult) -> dict:
-    return {"activation": act.id, "format": r.format, "dtype": dtype, "exporter": r.exporter, "opset": r.opset,
-            "ok": r.ok, "error": r.error, "unavailable": r.unavailable, "seconds": round(r.seconds, 3),
-            "cache": r.cache,
-            **({"log": r.log[-4000:]} if not r.ok and r.log else {}), **r.details,
-            **({"stage": r.stage} if r.stage != Stage.EXPORT else {}), **({"environment": True} if r.environmental else {})}
 
 
